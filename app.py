@@ -1,0 +1,99 @@
+"""Entry page: first-run admin account, sign-in, project picker and project overview."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import auth
+from core.projects import add_member, create_project, overview
+from ui.common import (
+    current_user,
+    database,
+    job_panel,
+    keep_worker_alive,
+    run_action,
+    settings,
+    sidebar,
+    submit_job,
+)
+
+st.set_page_config(page_title="XMTC - keep a classifier current", layout="wide")
+db = database()
+user = current_user(db)
+
+if user is None:
+    st.title("XMTC: keep an extreme multi-label classifier current")
+    if not auth.has_users(db):
+        st.subheader("First run: create the admin account")
+        with st.form("create_admin"):
+            username = st.text_input("Admin username")
+            password = st.text_input("Password (at least 8 characters)", type="password")
+            if st.form_submit_button("Create admin account", type="primary"):
+                created = run_action(lambda: auth.create_user(db, username, password, "admin"))
+                if created:
+                    st.session_state["user_id"] = created.id
+                    st.rerun()
+    else:
+        with st.form("sign_in"):
+            username = st.text_input("Username")
+            password = st.text_input("Password", type="password")
+            if st.form_submit_button("Sign in", type="primary"):
+                signed = run_action(lambda: auth.authenticate(db, username, password))
+                if signed:
+                    st.session_state["user_id"] = signed.id
+                    st.rerun()
+    st.stop()
+
+project_id = sidebar(db, user)
+keep_worker_alive(db)
+st.title("Overview")
+
+if project_id is not None:
+    info = overview(db, project_id)
+    st.subheader(info.name)
+    c = st.columns(5)
+    c[0].metric("Documents", f"{info.documents:,}")
+    c[1].metric("Labels", f"{info.labels:,}", help=f"{info.labels_deprecated:,} deprecated")
+    c[2].metric("Labels in use", f"{info.labels_in_use:,}")
+    c[3].metric("Taxonomy version", info.taxonomy_version or "none")
+    c[4].metric("Active model", info.model_version or "none")
+    if info.documents_by_split:
+        st.caption("Documents by split: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(info.documents_by_split.items()))
+                   + f" · {info.assignments:,} gold/weak label assignments")
+    st.subheader("Jobs")
+    job_panel(db, project_id, user)
+else:
+    st.info("There is no project yet." + (" Create one below, or build the demo project." if user.is_admin else
+                                            " Ask an admin to add you to a project."))
+
+if user.is_admin:
+    st.divider()
+    st.subheader("Administration")
+    demo_dir = settings().demo_data_dir
+    with st.expander("Demo project (PubMed abstracts + MeSH 2015)", expanded=project_id is None):
+        st.write(f"Data folder: `{demo_dir or 'not found: set XMTC_DEMO_DATA'}`")
+        if st.button("Build the demo project", disabled=demo_dir is None, key="build_demo"):
+            submit_job(db, user, "build_demo", None, {"user_id": user.id})
+        job_panel(db, None, user, kinds=("build_demo",), limit=3)
+    with st.expander("New project"), st.form("new_project"):
+        name = st.text_input("Project name")
+        description = st.text_area("Description")
+        if st.form_submit_button("Create project"):
+            new_id = run_action(lambda: create_project(db, name, description, user.id), "Project created.")
+            if new_id:
+                st.session_state["project_id"] = new_id
+                st.rerun()
+    with st.expander("Users"):
+        with st.form("new_user"):
+            new_name = st.text_input("Username", key="new_user_name")
+            new_password = st.text_input("Password", type="password", key="new_user_password")
+            role = st.selectbox("Role", ["annotator", "admin"])
+            if st.form_submit_button("Create user"):
+                made = run_action(lambda: auth.create_user(db, new_name, new_password, role, user.id), "User created.")
+                if made and project_id is not None:
+                    run_action(lambda: add_member(db, project_id, made.username, user.id))
+        if project_id is not None:
+            with st.form("add_member"):
+                member = st.text_input("Add an existing user to this project")
+                if st.form_submit_button("Add member"):
+                    run_action(lambda: add_member(db, project_id, member, user.id), "Member added.")

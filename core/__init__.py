@@ -1,0 +1,1 @@
+"""Domain, ML and workflows of the XMTC taxonomy tool; never imports streamlit."""

@@ -1,0 +1,39 @@
+"""Domain exceptions whose messages say what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class XmtcError(Exception):
+    """Base of every error the tool reports to a user."""
+
+
+class ImportFailed(XmtcError):
+    """A file could not be imported; nothing was written. ``report`` holds the details."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class TaxonomyError(ImportFailed):
+    """A taxonomy is structurally invalid (cycle, dangling parent, duplicate id)."""
+
+
+class AuthError(XmtcError):
+    """Sign-in failed or an action is not allowed for this user."""
+
+
+class PermissionDenied(AuthError):
+    """The signed-in user's role does not allow this action."""
+
+
+class NotFound(XmtcError):
+    """A project, label, document, job or model version does not exist."""
+
+
+class ModelError(XmtcError):
+    """A model could not be loaded, trained or used."""
+
+
+class JobCancelled(XmtcError):
+    """Raised inside a job when its cancel was requested."""

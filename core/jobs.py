@@ -1,0 +1,248 @@
+"""The job queue in the database: enqueue, atomic claim, progress, heartbeat, cancel, orphan reaping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from core.errors import JobCancelled, NotFound
+from core.events import log_event
+from storage.db import Database
+from storage.models import (
+    JOB_CANCELLED,
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_FINAL_STATES,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    Job,
+    utcnow,
+)
+
+Handler = Callable[["JobContext"], dict[str, Any] | None]
+HANDLERS: dict[str, Handler] = {}
+TITLES: dict[str, str] = {}
+
+
+def job_handler(kind: str, title: str) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of jobs of ``kind`` (``title`` is shown in the UI)."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        TITLES[kind] = title
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A detached snapshot of a job row for display."""
+
+    id: int
+    kind: str
+    status: str
+    progress: float
+    message: str
+    error: str
+    result: dict[str, Any]
+    attempts: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    cancel_requested: bool
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.kind, self.kind)
+
+    @property
+    def active(self) -> bool:
+        return self.status not in JOB_FINAL_STATES
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        return cls(job.id, job.kind, job.status, job.progress, job.message, job.error, dict(job.result or {}),
+                   job.attempts, job.created_at, job.started_at, job.finished_at, job.cancel_requested)
+
+
+def enqueue(db: Database, kind: str, project_id: int | None, params: dict[str, Any] | None = None,
+            user_id: int | None = None, max_attempts: int = 1) -> int:
+    """Queue a job and return its id. ``max_attempts > 1`` lets a job orphaned by a dead worker be retried."""
+    with db.session() as s:
+        job = Job(kind=kind, project_id=project_id, params=params or {}, created_by=user_id,
+                  max_attempts=max_attempts, message="waiting for a worker")
+        s.add(job)
+        s.flush()
+        log_event(s, "job_queued", project_id, user_id, job_id=job.id, job_kind=kind)
+        return job.id
+
+
+def get_job(db: Database, job_id: int) -> JobView:
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id} does not exist.")
+        return JobView.of(job)
+
+
+def list_jobs(db: Database, project_id: int | None, limit: int = 20, kinds: tuple[str, ...] = ()) -> list[JobView]:
+    """Newest jobs first."""
+    with db.session() as s:
+        q = select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit)
+        if kinds:
+            q = q.where(Job.kind.in_(kinds))
+        return [JobView.of(j) for j in s.scalars(q)]
+
+
+def request_cancel(db: Database, job_id: int, user_id: int | None = None) -> None:
+    """Ask a job to stop: a queued job is cancelled at once, a running one at its next progress report."""
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id} does not exist.")
+        s.execute(update(Job).where(Job.id == job_id, Job.status == JOB_QUEUED)
+                  .values(status=JOB_CANCELLED, finished_at=utcnow(), message="cancelled before it started"))
+        s.execute(update(Job).where(Job.id == job_id, Job.status == JOB_RUNNING).values(cancel_requested=True))
+        log_event(s, "job_cancel_requested", job.project_id, user_id, job_id=job_id)
+
+
+def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = None) -> Job | None:
+    """Atomically claim the oldest queued job (compare-and-set on its status), or return None.
+
+    Two workers racing for one job both try ``UPDATE ... WHERE status='queued'``; the database
+    lets exactly one of them change the row, the other sees rowcount 0 and tries the next job.
+    """
+    kinds = tuple(HANDLERS) if kinds is None else kinds
+    for _ in range(10):
+        with db.session() as s:
+            job_id = s.scalar(select(Job.id).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
+                              .order_by(Job.id).limit(1))
+            if job_id is None:
+                return None
+            now = utcnow()
+            res = s.execute(update(Job).where(Job.id == job_id, Job.status == JOB_QUEUED).values(
+                status=JOB_RUNNING, worker_id=worker_id, attempts=Job.attempts + 1, started_at=now,
+                heartbeat_at=now, message="started", error=""))
+            if res.rowcount == 1:
+                return s.get(Job, job_id)
+    return None
+
+
+def heartbeat(db: Database, job_id: int, worker_id: str) -> bool:
+    """Refresh a running job's heartbeat; False when the job is no longer ours."""
+    with db.session() as s:
+        res = s.execute(update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JOB_RUNNING)
+                        .values(heartbeat_at=utcnow()))
+        return res.rowcount == 1
+
+
+def finish(db: Database, job_id: int, worker_id: str, status: str, result: dict[str, Any] | None = None,
+           error: str = "", message: str = "") -> bool:
+    """Record a job's end, unless it was reaped meanwhile (then nothing is overwritten)."""
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error[:4000],
+                              "message": message or status}
+    if status == JOB_DONE:
+        values["progress"] = 1.0
+    if result is not None:
+        values["result"] = result
+    with db.session() as s:
+        res = s.execute(update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JOB_RUNNING)
+                        .values(**values))
+        return res.rowcount == 1
+
+
+def reap_orphans(db: Database, timeout_s: float, now: dt.datetime | None = None) -> list[int]:
+    """Find running jobs whose worker stopped heartbeating; retry them or mark them failed.
+
+    Returns:
+        The ids of the jobs reaped.
+    """
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=timeout_s)
+    stale = and_(Job.status == JOB_RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+    reaped: list[int] = []
+    with db.session() as s:
+        for job in s.scalars(select(Job).where(stale)).all():
+            dead = f"the worker {job.worker_id} stopped responding (no heartbeat for {int(timeout_s)} s)"
+            if job.attempts < job.max_attempts and not job.cancel_requested:
+                values = {"status": JOB_QUEUED, "worker_id": None, "message": f"re-queued: {dead}", "progress": 0.0}
+            else:
+                values = {"status": JOB_FAILED, "finished_at": now, "message": "failed: worker died",
+                          "error": f"Job stopped: {dead}. Nothing it was writing was kept; start it again."}
+            res = s.execute(update(Job).where(Job.id == job.id, stale).values(**values))
+            if res.rowcount == 1:
+                reaped.append(job.id)
+                log_event(s, "job_orphaned", job.project_id, None, job_id=job.id, outcome=values["status"])
+    return reaped
+
+
+class JobContext:
+    """What a running handler sees: its parameters, the database, and progress/cancel reporting."""
+
+    def __init__(self, db: Database, job_id: int, project_id: int | None, params: dict[str, Any], worker_id: str,
+                 min_interval_s: float = 0.5) -> None:
+        self.db = db
+        self.job_id = job_id
+        self.project_id = project_id
+        self.params = params
+        self.worker_id = worker_id
+        self._min_interval = min_interval_s
+        self._last = 0.0
+
+    def progress(self, fraction: float, message: str = "", force: bool = False) -> None:
+        """Report progress (0..1) and a message; raises :class:`JobCancelled` if cancel was requested.
+
+        Writes are throttled to one per ``min_interval_s`` unless ``force``.
+        """
+        now = time.monotonic()
+        if not force and now - self._last < self._min_interval:
+            return
+        self._last = now
+        with self.db.session() as s:
+            s.execute(update(Job).where(Job.id == self.job_id, Job.worker_id == self.worker_id)
+                      .values(progress=max(0.0, min(1.0, fraction)), message=message[:1000], heartbeat_at=utcnow()))
+            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+        if cancel:
+            raise JobCancelled("cancelled by a user")
+
+    def check_cancel(self) -> None:
+        """Raise :class:`JobCancelled` if a cancel was requested (no progress write)."""
+        with self.db.session() as s:
+            if s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)):
+                raise JobCancelled("cancelled by a user")
+
+
+def wait_for(db: Database, job_id: int, timeout_s: float = 600, poll_s: float = 0.2) -> JobView:
+    """Block until a job reaches a final state (for scripts and tests)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = get_job(db, job_id)
+        if not job.active or time.monotonic() > deadline:
+            return job
+        time.sleep(poll_s)
+
+
+__all__ = [
+    "HANDLERS",
+    "JOB_CANCELLED",
+    "JOB_DONE",
+    "JOB_FAILED",
+    "JobContext",
+    "JobView",
+    "claim_next",
+    "enqueue",
+    "finish",
+    "get_job",
+    "heartbeat",
+    "job_handler",
+    "list_jobs",
+    "reap_orphans",
+    "request_cancel",
+    "wait_for",
+]

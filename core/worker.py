@@ -1,0 +1,183 @@
+"""The worker process: claims queued jobs, runs them with heartbeats, honours cancel."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from core.config import ROOT, Settings
+from core.errors import JobCancelled, XmtcError
+from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, reap_orphans
+from storage.db import Database
+from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
+
+log = logging.getLogger("xmtc.worker")
+HEARTBEAT_INTERVAL_S = 5.0
+HANDLER_MODULES = ("core.tasks",)
+
+
+class WorkerProcess:
+    """One worker loop over one database."""
+
+    def __init__(self, db: Database, settings: Settings, poll_s: float = 1.0) -> None:
+        self.db = db
+        self.settings = settings
+        self.poll_s = poll_s
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._last_beat = 0.0
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def register(self) -> None:
+        with self.db.session() as s:
+            s.add(Worker(id=self.id, host=socket.gethostname(), pid=os.getpid()))
+
+    def beat(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_beat < HEARTBEAT_INTERVAL_S:
+            return
+        self._last_beat = time.monotonic()
+        with self.db.session() as s:
+            s.execute(update(Worker).where(Worker.id == self.id).values(heartbeat_at=utcnow(), stopped=False))
+
+    def run_one(self) -> int | None:
+        """Reap orphans, claim one job and run it. Returns the job id, or None when idle."""
+        reap_orphans(self.db, self.settings.worker_heartbeat_timeout_s)
+        job = claim_next(self.db, self.id)
+        if job is None:
+            return None
+        ctx = JobContext(self.db, job.id, job.project_id, dict(job.params or {}), self.id)
+        done = threading.Event()
+
+        def keep_alive() -> None:
+            # Long steps (one training epoch) report no progress for a while; the job must not look dead.
+            while not done.wait(HEARTBEAT_INTERVAL_S):
+                heartbeat(self.db, job.id, self.id)
+                self.beat(force=True)
+
+        beater = threading.Thread(target=keep_alive, daemon=True)
+        beater.start()
+        try:
+            result = HANDLERS[job.kind](ctx) or {}
+        except JobCancelled:
+            finish(self.db, job.id, self.id, JOB_CANCELLED, message="cancelled")
+        except XmtcError as exc:
+            finish(self.db, job.id, self.id, JOB_FAILED, error=str(exc), message="failed")
+        except Exception as exc:  # a bug must fail the job, not kill the worker
+            log.exception("job %s failed", job.id)
+            finish(self.db, job.id, self.id, JOB_FAILED, message="failed",
+                   error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        else:
+            finish(self.db, job.id, self.id, JOB_DONE, result=result, message="done")
+        finally:
+            done.set()
+            beater.join()
+        return job.id
+
+    def serve(self, once: bool = False, idle_exit_s: float | None = None) -> None:
+        """Loop until stopped (or after one job with ``once``, or after ``idle_exit_s`` idle)."""
+        self.register()
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.beat()
+                ran = self.run_one()
+                if ran is not None:
+                    idle_since = time.monotonic()
+                    if once:
+                        break
+                    continue
+                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    break
+                self._stop.wait(self.poll_s)
+        finally:
+            with self.db.session() as s:
+                s.execute(update(Worker).where(Worker.id == self.id).values(stopped=True))
+
+
+def live_workers(db: Database, timeout_s: float) -> int:
+    """Number of workers that heartbeated within ``timeout_s``."""
+    import datetime as dt
+
+    cutoff = utcnow() - dt.timedelta(seconds=timeout_s)
+    with db.session() as s:
+        return len(s.scalars(select(Worker.id).where(Worker.stopped.is_(False), Worker.heartbeat_at >= cutoff)).all())
+
+
+def _lock_path(settings: Settings) -> Path:
+    return settings.data_dir / "worker.lock"
+
+
+def local_worker_running(settings: Settings) -> bool:
+    """True while a local worker holds the data folder's worker lock."""
+    path = _lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def ensure_worker(db: Database, settings: Settings) -> bool:
+    """Start a local worker process when none is alive. Returns True if one was started."""
+    if not settings.start_worker or live_workers(db, settings.worker_heartbeat_timeout_s):
+        return False
+    if local_worker_running(settings):
+        return False
+    log_file = open(settings.data_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
+    env = {**os.environ, "XMTC_DATA_DIR": str(settings.data_dir), "XMTC_DATABASE_URL": settings.db_url}
+    subprocess.Popen([sys.executable, "-m", "core.worker"], cwd=ROOT, env=env, stdout=log_file,
+                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run queued jobs (training, indexing, imports).")
+    parser.add_argument("--once", action="store_true", help="exit after one job")
+    parser.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle seconds")
+    parser.add_argument("--import", dest="modules", action="append", default=[],
+                        help="extra module registering job handlers (may repeat)")
+    parser.add_argument("--no-lock", action="store_true", help="do not take the local worker lock")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    for module in (*HANDLER_MODULES, *args.modules):
+        importlib.import_module(module)
+    db = Database(settings.db_url)
+    db.create_all()
+    lock = None
+    if not args.no_lock:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(_lock_path(settings), "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another local worker holds %s; exiting", _lock_path(settings))
+            return
+    worker = WorkerProcess(db, settings)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    log.info("worker %s serving %s (jobs: %s)", worker.id, settings.db_url, ", ".join(sorted(HANDLERS)))
+    worker.serve(once=args.once, idle_exit_s=args.idle_exit)
+
+
+if __name__ == "__main__":
+    main()

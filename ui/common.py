@@ -1,0 +1,165 @@
+"""Page scaffolding: database handle, sign-in guard, project picker, job panel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from core import auth
+from core.config import Settings
+from core.errors import XmtcError
+from core.jobs import enqueue, list_jobs, request_cancel
+from core.worker import ensure_worker
+from storage.db import Database
+from storage.models import ROLE_ADMIN, User
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The signed-in user, re-read from the database on every script run."""
+
+    id: int
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
+
+
+@st.cache_resource(show_spinner=False)
+def _database(url: str) -> Database:
+    db = Database(url)
+    db.create_all()
+    return db
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def database() -> Database:
+    return _database(settings().db_url)
+
+
+def current_user(db: Database) -> CurrentUser | None:
+    user_id = st.session_state.get("user_id")
+    if user_id is None:
+        return None
+    with db.session() as s:
+        user = s.get(User, user_id)
+        if user is None:
+            st.session_state.pop("user_id", None)
+            return None
+        return CurrentUser(user.id, user.username, user.role)
+
+
+def sign_out() -> None:
+    for key in ("user_id", "project_id"):
+        st.session_state.pop(key, None)
+
+
+def sidebar(db: Database, user: CurrentUser) -> int | None:
+    """Signed-in user, sign-out and the project picker; returns the chosen project id."""
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.username}** ({user.role})")
+        st.button("Sign out", on_click=sign_out, key="sign_out")
+        with db.session() as s:
+            projects = [(p.id, p.name) for p in auth.visible_projects(s, s.get(User, user.id))]
+        if not projects:
+            st.session_state.pop("project_id", None)
+            return None
+        ids = [p for p, _ in projects]
+        names = dict(projects)
+        current = st.session_state.get("project_id")
+        index = ids.index(current) if current in ids else 0
+        chosen = st.selectbox("Project", ids, index=index, format_func=lambda i: names[i], key="project_picker")
+        st.session_state["project_id"] = chosen
+        return chosen
+
+
+def page_setup(title: str, icon: str = "") -> tuple[Database, CurrentUser, int]:
+    """Common start of every page: require sign-in and a project, show the sidebar."""
+    st.set_page_config(page_title=f"{title} - XMTC", page_icon=icon or None, layout="wide")
+    db = database()
+    user = current_user(db)
+    if user is None:
+        st.title(title)
+        st.warning("You are not signed in. Sign in on the start page first.")
+        st.page_link("app.py", label="Go to sign-in")
+        st.stop()
+    project_id = sidebar(db, user)
+    keep_worker_alive(db)
+    st.title(title)
+    if project_id is None:
+        st.info("No project yet: an admin creates one (or the demo project) on the start page.")
+        st.page_link("app.py", label="Go to the start page")
+        st.stop()
+    return db, user, project_id
+
+
+def keep_worker_alive(db: Database) -> None:
+    try:
+        ensure_worker(db, settings())
+    except OSError as exc:  # an unwritable data folder must not break the page
+        st.warning(f"Could not start the background worker: {exc}")
+
+
+def run_action(fn: Callable[[], Any], success: str | None = None) -> Any:
+    """Run a user action; domain errors become a message, never a traceback."""
+    try:
+        result = fn()
+    except XmtcError as exc:
+        st.error(str(exc))
+        return None
+    if success:
+        st.success(success)
+    return result
+
+
+def submit_job(db: Database, user: CurrentUser, kind: str, project_id: int | None,
+               params: dict[str, Any] | None = None, max_attempts: int = 1) -> int | None:
+    """Queue a job for an admin (checked here, server-side) and make sure a worker will run it."""
+    if not user.is_admin:
+        st.error("Only an admin can start this.")
+        return None
+    job_id = enqueue(db, kind, project_id, params, user_id=user.id, max_attempts=max_attempts)
+    keep_worker_alive(db)
+    st.toast(f"Job {job_id} queued")
+    return job_id
+
+
+def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...], limit: int) -> bool:
+    jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
+    if not jobs:
+        st.caption("No jobs yet.")
+        return False
+    for job in jobs:
+        cols = st.columns([3, 5, 1])
+        cols[0].markdown(f"**#{job.id} {job.title}**  \n`{job.status}` · attempt {job.attempts}")
+        if job.status == "failed":
+            cols[1].error(job.error or job.message)
+        else:
+            cols[1].progress(job.progress, text=job.message or job.status)
+        if job.active and user.is_admin and not job.cancel_requested:
+            cols[2].button("Cancel", key=f"cancel_job_{job.id}", on_click=request_cancel, args=(db, job.id, user.id))
+    return any(j.active for j in jobs)
+
+
+def job_panel(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...] = (),
+              limit: int = 8) -> None:
+    """Jobs with progress bars; refreshes itself every 2 s while any is queued or running."""
+
+    @st.fragment(run_every=2.0)
+    def live() -> None:
+        _render_jobs(db, project_id, user, kinds, limit)
+
+    jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
+    if any(j.active for j in jobs):
+        live()
+    else:
+        _render_jobs(db, project_id, user, kinds, limit)
+
