@@ -63,8 +63,6 @@ def authenticate(db: Database, username: str, password: str, now: dt.datetime | 
             _hasher.hash(password)  # spend the same time as a real check
             raise AuthError("Wrong username or password.")
         locked = user.locked_until
-        if locked is not None and locked.tzinfo is None:
-            locked = locked.replace(tzinfo=dt.UTC)
         if locked is not None and locked > now:
             raise AuthError(f"Too many failed sign-ins: try again in {int((locked - now).total_seconds()) + 1} s.")
         try:

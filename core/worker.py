@@ -34,6 +34,8 @@ class WorkerProcess:
     """One worker loop over one database."""
 
     def __init__(self, db: Database, settings: Settings, poll_s: float = 1.0) -> None:
+        for module in HANDLER_MODULES:
+            importlib.import_module(module)
         self.db = db
         self.settings = settings
         self.poll_s = poll_s
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    for module in (*HANDLER_MODULES, *args.modules):
+    for module in args.modules:
         importlib.import_module(module)
     db = Database(settings.db_url)
     db.create_all()

@@ -89,14 +89,14 @@ def page_setup(title: str, icon: str = "") -> tuple[Database, CurrentUser, int]:
     if user is None:
         st.title(title)
         st.warning("You are not signed in. Sign in on the start page first.")
-        st.page_link("app.py", label="Go to sign-in")
+        st.markdown("[Go to the sign-in page](/)")
         st.stop()
     project_id = sidebar(db, user)
     keep_worker_alive(db)
     st.title(title)
     if project_id is None:
         st.info("No project yet: an admin creates one (or the demo project) on the start page.")
-        st.page_link("app.py", label="Go to the start page")
+        st.markdown("[Go to the start page](/)")
         st.stop()
     return db, user, project_id
 

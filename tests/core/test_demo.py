@@ -25,7 +25,7 @@ def test_demo_project_holds_the_pubmed_mesh_corpus_with_its_canonical_split(db, 
 
 
 def test_demo_without_data_says_where_the_files_come_from(db, tmp_path):
-    with pytest.raises(XmtcError, match="XMTC_DEMO_DATA.*pubmed_mesh.csv.gz"):
+    with pytest.raises(XmtcError, match=r"XMTC_DEMO_DATA.*pubmed_mesh\.csv\.gz"):
         build_demo(db, tmp_path)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Project)) == 0

@@ -86,7 +86,7 @@ def test_with_skip_a_malformed_row_is_left_out_and_reported(db, project, tmp_pat
 def test_an_unknown_label_aborts_and_is_named(db, project, tmp_path):
     text = "doc_id,title,abstract,tags,split\n1,T,A,\"['Cardiology', 'Quantum Gravity']\",train\n"
     report = ImportReport()
-    with pytest.raises(ImportFailed, match="unknown label.*'Quantum Gravity'"):
+    with pytest.raises(ImportFailed, match=r"unknown label.*'Quantum Gravity'"):
         import_corpus(db, project, read_csv(write(tmp_path / "c.csv", text), MAPPING, report), report)
     assert counts(db) == (0, 0)
 

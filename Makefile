@@ -1,0 +1,36 @@
+# One command to set up and launch (`make run`), one to test (`make test`).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: setup run demo worker test lint bench clean
+
+# torch first, pinned: pip then takes the CPU build shipped on this disk (a GPU machine gets CUDA torch),
+# and the ranges in requirements.txt, which 2.13.0 satisfies, install nothing more.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+demo: setup
+	$(BIN)/python -m core.demo
+
+worker: setup
+	$(BIN)/python -m core.worker
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

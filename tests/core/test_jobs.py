@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from sqlalchemy import update
+
+import tests.fakes  # noqa: F401 - registers the test job handlers
+from core.config import ROOT, Settings
+from core.jobs import claim_next, enqueue, get_job, reap_orphans, request_cancel, wait_for
+from core.worker import WorkerProcess, live_workers
+from storage.db import Database
+from storage.models import Job, utcnow
+
+
+def _claim_all(url: str, name: str, start: float, out) -> None:  # noqa: ANN001 - multiprocessing queue
+    own = Database(url)
+    time.sleep(max(0.0, start - time.time()))  # both processes start claiming at the same moment
+    got = []
+    while (job := claim_next(own, name, kinds=("test_sleep",))) is not None:
+        got.append(job.id)
+        time.sleep(0.002)  # "run" the job, so the other worker gets its turn
+    out.put((name, got))
+
+
+def test_two_competing_worker_processes_claim_each_job_exactly_once(db):
+    import multiprocessing as mp
+
+    ids = [enqueue(db, "test_sleep", None) for _ in range(60)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start = time.time() + 3.0
+    procs = [ctx.Process(target=_claim_all, args=(db.url, n, start, out)) for n in ("a", "b")]
+    for p in procs:
+        p.start()
+    claimed = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    together = claimed["a"] + claimed["b"]
+    assert sorted(together) == ids  # every job claimed, none twice
+    assert claimed["a"] and claimed["b"]  # both really competed
+
+
+def test_the_claim_is_a_compare_and_set_a_second_claimer_loses(db):
+    job_id = enqueue(db, "test_sleep", None)
+    first = claim_next(db, "a", kinds=("test_sleep",))
+    assert first.id == job_id
+    assert claim_next(db, "b", kinds=("test_sleep",)) is None
+    with db.session() as s:
+        assert s.get(Job, job_id).worker_id == "a"
+
+
+def test_a_job_whose_worker_stopped_heartbeating_is_failed_or_retried(db):
+    once = enqueue(db, "test_sleep", None, max_attempts=1)
+    twice = enqueue(db, "test_sleep", None, max_attempts=2)
+    claim_next(db, "w1", kinds=("test_sleep",))
+    claim_next(db, "w1", kinds=("test_sleep",))
+    assert reap_orphans(db, timeout_s=60) == []  # fresh heartbeats: nothing to reap
+    later = utcnow() + dt.timedelta(seconds=61)
+    assert sorted(reap_orphans(db, timeout_s=60, now=later)) == [once, twice]
+    assert get_job(db, once).status == "failed"
+    assert "stopped responding" in get_job(db, once).error
+    assert get_job(db, twice).status == "queued"
+
+
+def test_worker_runs_a_job_with_progress_and_result(db):
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 0.3})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    assert worker.run_one() == job_id
+    job = get_job(db, job_id)
+    assert job.status == "done" and job.progress == 1.0 and job.result == {"slept": 0.3}
+
+
+def test_a_failing_job_is_marked_failed_and_the_worker_survives(db):
+    bad = enqueue(db, "test_fail", None)
+    good = enqueue(db, "test_sleep", None, {"seconds": 0.1})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    worker.run_one()
+    assert get_job(db, bad).status == "failed" and "boom" in get_job(db, bad).error
+    assert get_job(db, good).status == "done"
+
+
+def test_cancel_stops_a_running_job_and_a_queued_one(db):
+    running = enqueue(db, "test_sleep", None, {"seconds": 5})
+    queued = enqueue(db, "test_sleep", None)
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    t = threading.Thread(target=worker.run_one)
+    t.start()
+    while get_job(db, running).status != "running":
+        time.sleep(0.05)
+    request_cancel(db, running)
+    request_cancel(db, queued)
+    t.join(timeout=10)
+    assert get_job(db, running).status == "cancelled"
+    assert get_job(db, queued).status == "cancelled"
+
+
+def _spawn_worker(data_dir, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "XMTC_DATA_DIR": str(data_dir), "XMTC_HEARTBEAT_TIMEOUT": "2"}
+    return subprocess.Popen([sys.executable, "-m", "core.worker", "--import", "tests.fakes", *extra], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_killed_worker_process_is_detected_and_its_job_failed(db, data_dir):
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 60})
+    proc = _spawn_worker(data_dir, "--no-lock")
+    deadline = time.monotonic() + 60
+    while get_job(db, job_id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert get_job(db, job_id).status == "running"
+    assert live_workers(db, timeout_s=30) == 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with db.session() as s:  # the dead worker's last heartbeat ages past the timeout
+        s.execute(update(Job).values(heartbeat_at=utcnow() - dt.timedelta(seconds=10)))
+    assert reap_orphans(db, timeout_s=2) == [job_id]
+    job = get_job(db, job_id)
+    assert job.status == "failed" and "stopped responding" in job.error
+
+
+def test_a_worker_process_runs_queued_jobs_and_exits_when_idle(db, data_dir):
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 0.2})
+    proc = _spawn_worker(data_dir, "--idle-exit", "1")
+    assert wait_for(db, job_id, timeout_s=60).status == "done"
+    assert proc.wait(timeout=60) == 0

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+
+from storage.models import Job
+from tests.pages.conftest import PAGES, app, signed_in, texts
+
+
+def test_first_run_creates_the_admin_account_and_signs_in(db):
+    at = app().run()
+    assert "create the admin account" in texts(at)
+    at.text_input[0].input("ada")
+    at.text_input[1].input("long enough")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "There is no project yet" in texts(at)
+    assert "Administration" in texts(at)
+
+
+def test_a_short_admin_password_is_refused_with_a_message(db):
+    at = app().run()
+    at.text_input[0].input("ada")
+    at.text_input[1].input("short")
+    at.button[0].click().run()
+    assert "at least 8 characters" in texts(at)
+    assert "user_id" not in at.session_state
+
+
+def test_sign_in_with_a_wrong_then_right_password(seeded):
+    at = app().run()
+    at.text_input[0].input("ada")
+    at.text_input[1].input("nope nope")
+    at.button[0].click().run()
+    assert "Wrong username or password" in texts(at)
+    at.text_input[1].input("long enough")
+    at.button[0].click().run()
+    assert at.session_state["user_id"] == seeded["admin"]
+    shown = texts(at)
+    assert "Cardio" in shown and "Documents 3" in shown and "Labels 5" in shown
+
+
+def test_overview_shows_the_real_state_and_admin_tools_to_an_admin(seeded):
+    at = signed_in("app.py", seeded["admin"])
+    shown = texts(at)
+    assert "Taxonomy version v1" in shown and "Active model none" in shown
+    assert "train: 2" in shown and "test: 1" in shown
+    assert "Administration" in shown
+
+
+def test_an_annotator_sees_no_admin_actions(seeded):
+    at = signed_in("app.py", seeded["annotator"])
+    shown = texts(at)
+    assert "Cardio" in shown
+    assert "Administration" not in shown
+    assert not [b for b in at.button if b.label == "Build the demo project"]
+
+
+def test_sign_out_returns_to_the_sign_in_form(seeded):
+    at = signed_in("app.py", seeded["admin"])
+    next(b for b in at.button if b.label == "Sign out").click().run()
+    assert "user_id" not in at.session_state
+    assert [b for b in at.button if b.label == "Sign in"]
+
+
+def test_the_demo_button_queues_a_demo_job(seeded, monkeypatch, tmp_path):
+    monkeypatch.setenv("XMTC_DEMO_DATA", str(tmp_path))
+    at = signed_in("app.py", seeded["admin"])
+    next(b for b in at.button if b.label == "Build the demo project").click().run()
+    with seeded["db"].session() as s:
+        assert [j.kind for j in s.query(Job).all()] == ["build_demo"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_requires_sign_in(db, page):
+    at = app(page).run()
+    assert not at.exception
+    assert "not signed in" in texts(at)
+
+
+def test_annotate_page_shows_a_document_as_text_with_its_gold_labels(seeded):
+    at = signed_in("pages/1_Annotate.py", seeded["annotator"])
+    assert not at.exception
+    shown = texts(at)
+    assert "train documents 2" in shown and "test documents 1" in shown
+    assert "Cardio-oncology" in shown  # the first split, alphabetically: test
+    at.selectbox(key="annotate_split").select("train").run()
+    assert "Heart attack outcomes" in texts(at)
+    labels = at.dataframe[0].value["label"].tolist()
+    assert labels == ["Cardiology", "Myocardial Infarction"]
+
+
+def test_model_page_shows_no_version_yet_and_the_index_button_to_admins(seeded):
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    assert not at.exception
+    assert "No model version yet" in texts(at)
+    next(b for b in at.button if b.label == "Embed labels and build the label index").click().run()
+    with seeded["db"].session() as s:
+        assert [j.kind for j in s.query(Job).all()] == ["build_label_index"]
+    annot = signed_in("pages/2_Model.py", seeded["annotator"])
+    assert not [b for b in annot.button if b.label == "Embed labels and build the label index"]
+
+
+def test_evaluate_page_shows_test_set_statistics(seeded):
+    at = signed_in("pages/3_Evaluate.py", seeded["admin"])
+    assert not at.exception
+    shown = texts(at)
+    assert "Test documents 1" in shown
+    assert "Mean gold labels per document 1.7" in shown
+
+
+def test_taxonomy_page_searches_by_alternative_name_and_shows_every_path(seeded):
+    at = signed_in("pages/4_Taxonomy.py", seeded["admin"])
+    assert "Labels 5" in texts(at)
+    at.text_input[0].input("breast cancer").run()
+    shown = texts(at)
+    assert "Breast Neoplasms" in shown
+    assert "Medicine > Cardiology > Breast Neoplasms" in shown
+    assert "Medicine > Oncology > Breast Neoplasms" in shown
+    assert "Documents carrying it 2" in shown
