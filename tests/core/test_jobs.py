@@ -18,7 +18,7 @@ from storage.db import Database
 from storage.models import Job, utcnow
 
 
-def _claim_all(url: str, name: str, start: float, out) -> None:  # noqa: ANN001 - multiprocessing queue
+def _claim_all(url: str, name: str, start: float, out) -> None:
     own = Database(url)
     time.sleep(max(0.0, start - time.time()))  # both processes start claiming at the same moment
     got = []
