@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+import core.tasks  # noqa: F401 - registers the job kinds and their titles
 from core import auth
 from core.config import Settings
 from core.errors import XmtcError
@@ -155,7 +156,8 @@ def job_panel(db: Database, project_id: int | None, user: CurrentUser, kinds: tu
 
     @st.fragment(run_every=2.0)
     def live() -> None:
-        _render_jobs(db, project_id, user, kinds, limit)
+        if not _render_jobs(db, project_id, user, kinds, limit):
+            st.rerun()  # the last job finished: refresh the whole page to show what it produced
 
     jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
     if any(j.active for j in jobs):
