@@ -1,22 +1,25 @@
-"""Serving a model bundle: document text -> ranked labels with scores."""
+"""Serving label rankers from bundles: BiCross (bi-encoder + HNSW + cross-encoder) and the baseline head."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from core.encoders import encode, load_bi_encoder
 from core.errors import ModelError
-from core.index import load_index
+from core.index import HnswIndex, load_index
+from core.training import CrossScorer
 from core.versions import read_manifest
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One ranked label for one document."""
+    """One ranked label for one document, with the scores that placed it."""
 
     label_id: int
     score: float
@@ -24,30 +27,249 @@ class Prediction:
     cross_score: float | None = None
 
 
-class Ranker:
-    """A loaded bundle: bi-encoder, label index and label table."""
+class LabelRanker(Protocol):
+    """What every served model offers: ranked labels for texts."""
 
-    def __init__(self, bundle: Path, device: str = "auto") -> None:
-        self.bundle = Path(bundle)
-        self.manifest = read_manifest(self.bundle)
-        enc = Path(self.manifest["bi_encoder"])
-        self.bi_encoder = load_bi_encoder(enc if enc.is_absolute() else self.bundle / enc, device)
-        self.index = load_index(self.bundle / "index")
-        self.labels = {row["id"]: row for row in json.loads((self.bundle / "labels.json").read_text())}
+    def rank(self, texts: list[str], k: int = 10) -> list[list[Prediction]]: ...
 
-    def rank(self, texts: list[str], k: int = 10) -> list[list[Prediction]]:
-        """Top-``k`` labels per text, best first.
 
-        Raises:
-            ModelError: an empty text (there is nothing to rank labels against).
+def check_texts(texts: list[str]) -> None:
+    for i, t in enumerate(texts):
+        if not t or not t.strip():
+            raise ModelError(f"Document {i + 1} is empty: give a title or abstract to rank labels for.")
+
+
+@dataclass
+class LabelTable:
+    """The servable labels: row ids, the text the models read, and training frequency (the prior)."""
+
+    ids: np.ndarray
+    texts: list[str]
+    external_ids: list[str]
+    freq: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._row = {int(i): r for r, i in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, label_id: int) -> int:
+        return self._row[int(label_id)]
+
+    def text(self, label_id: int) -> str:
+        return self.texts[self._row[int(label_id)]]
+
+    def prior(self) -> np.ndarray:
+        """log(1 + frequency), scaled to 0..1: frequent "check tags" carry little text signal."""
+        top = np.log1p(self.freq.max()) if len(self.freq) and self.freq.max() > 0 else 1.0
+        return (np.log1p(self.freq) / top).astype(np.float32)
+
+    def add(self, ids: list[int], texts: list[str], external_ids: list[str], freq: float = 0.0) -> None:
+        """Add (or replace the text of) labels."""
+        for i, t, e in zip(ids, texts, external_ids, strict=True):
+            if int(i) in self._row:
+                r = self._row[int(i)]
+                self.texts[r], self.external_ids[r] = t, e
+                continue
+            self.ids = np.append(self.ids, np.int64(i))
+            self.texts.append(t)
+            self.external_ids.append(e)
+            self.freq = np.append(self.freq, np.float32(freq))
+            self._row[int(i)] = len(self.ids) - 1
+
+    def save(self, folder: Path) -> None:
+        rows = [{"id": int(i), "external_id": e, "text": t, "freq": float(f)}
+                for i, e, t, f in zip(self.ids, self.external_ids, self.texts, self.freq, strict=True)]
+        (folder / "labels.json").write_text(json.dumps(rows))
+
+    @classmethod
+    def load(cls, folder: Path) -> LabelTable:
+        rows = json.loads((folder / "labels.json").read_text())
+        return cls(np.array([r["id"] for r in rows], dtype=np.int64), [r["text"] for r in rows],
+                   [r["external_id"] for r in rows], np.array([r.get("freq", 0.0) for r in rows], dtype=np.float32))
+
+
+@dataclass
+class Fusion:
+    """How the scores combine (weights tuned on validation documents at training time).
+
+    bi_score = (1 - prior_weight) * cosine + prior_weight * prior
+    score    = (1 - bi_weight) * cross + bi_weight * bi_score     (bi_score alone without a cross-encoder)
+    """
+
+    prior_weight: float = 0.0
+    bi_weight: float = 0.0
+    candidates: int = 30
+    retrieve: int = 100
+    prior_candidates: int = 20
+
+
+class BiCrossRanker:
+    """Bi-encoder top-``candidates`` labels (HNSW, with the label prior) re-ranked by the cross-encoder."""
+
+    kind = "bicross"
+
+    def __init__(self, bi_encoder: Any, table: LabelTable, vectors: np.ndarray, index: Any,
+                 cross: CrossScorer | None = None, fusion: Fusion | None = None) -> None:
+        self.bi_encoder = bi_encoder
+        self.table = table
+        self.vectors = vectors.astype(np.float32)
+        self.index = index
+        self.cross = cross
+        self.fusion = fusion or Fusion()
+        self.timings: dict[str, float] = {"bi": 0.0, "cross": 0.0}
+        self.bi_path = ""  # where the bi-encoder was loaded from (set by load)
+        self._refresh_prior()
+
+    def _refresh_prior(self) -> None:
+        self._prior = self.table.prior()
+        k = min(self.fusion.prior_candidates, len(self.table))
+        self._frequent = self.table.ids[np.argsort(-self.table.freq, kind="stable")[:k]] if k else self.table.ids[:0]
+
+    @classmethod
+    def build(cls, bi_encoder: Any, table: LabelTable, cross: CrossScorer | None = None,
+              fusion: Fusion | None = None, progress: Any = None) -> BiCrossRanker:
+        """Embed the label table with ``bi_encoder`` and index it (HNSW)."""
+        vectors = encode(bi_encoder, table.texts, batch_size=128, progress=progress)
+        index = HnswIndex(vectors.shape[1], capacity=max(len(table), 16))
+        index.add(table.ids, vectors)
+        return cls(bi_encoder, table, vectors, index, cross, fusion)
+
+    def embed_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return encode(self.bi_encoder, texts, batch_size=batch_size)
+
+    def candidates(self, doc_vectors: np.ndarray, n: int | None = None, prior_weight: float | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` labels per document by the bi-encoder score (cosine blended with the prior).
+
+        The index returns the ``retrieve`` nearest labels; the most frequent labels are always
+        considered too, since their names alone rarely sit near a document.
         """
-        for i, t in enumerate(texts):
-            if not t or not t.strip():
-                raise ModelError(f"Document {i + 1} is empty: paste a title or abstract to rank labels for.")
-        vectors = encode(self.bi_encoder, texts)
-        ids, sims = self.index.search(vectors, k)
-        return [[Prediction(int(i), float(s), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0]
-                for row_i, row_s in zip(ids, sims, strict=True)]
+        n = n or self.fusion.candidates
+        w = self.fusion.prior_weight if prior_weight is None else prior_weight
+        near, _ = self.index.search(doc_vectors, max(self.fusion.retrieve, n))
+        out_ids = np.full((len(doc_vectors), n), -1, dtype=np.int64)
+        out_scores = np.full((len(doc_vectors), n), -np.inf, dtype=np.float32)
+        for r, row in enumerate(near):
+            cand = np.unique(np.concatenate([row[row >= 0], self._frequent]))
+            rows = np.array([self.table.row(c) for c in cand], dtype=np.int64)
+            score = (1 - w) * (self.vectors[rows] @ doc_vectors[r]) + w * self._prior[rows]
+            top = np.argsort(-score, kind="stable")[:n]
+            out_ids[r, : len(top)] = cand[top]
+            out_scores[r, : len(top)] = score[top]
+        return out_ids, out_scores
 
-    def embed_labels(self, texts: list[str]) -> np.ndarray:
-        return encode(self.bi_encoder, texts)
+    def rerank(self, texts: list[str], cand_ids: np.ndarray, bi_scores: np.ndarray, bi_weight: float | None = None,
+               cross_scores: np.ndarray | None = None) -> list[list[Prediction]]:
+        """Order each document's candidates by the fused score (cross-encoder scores computed unless given)."""
+        w = self.fusion.bi_weight if bi_weight is None else bi_weight
+        if self.cross is not None and cross_scores is None:
+            cross_scores = self.cross_scores(texts, cand_ids)
+        out = []
+        for r in range(len(texts)):
+            valid = cand_ids[r] >= 0
+            ids, bis = cand_ids[r][valid], bi_scores[r][valid]
+            if cross_scores is None:
+                preds = [Prediction(int(i), float(b), float(b)) for i, b in zip(ids, bis, strict=True)]
+            else:
+                cs = cross_scores[r][valid]
+                preds = [Prediction(int(i), float((1 - w) * c + w * b), float(b), float(c))
+                         for i, b, c in zip(ids, bis, cs, strict=True)]
+            out.append(sorted(preds, key=lambda p: -p.score))
+        return out
+
+    def cross_scores(self, texts: list[str], cand_ids: np.ndarray) -> np.ndarray:
+        assert self.cross is not None
+        started = time.perf_counter()
+        labels, docs = [], []
+        for r, t in enumerate(texts):
+            for c in cand_ids[r]:
+                labels.append(self.table.text(c) if c >= 0 else "")
+                docs.append(t)
+        flat = self.cross.score(labels, docs)
+        self.timings["cross"] += time.perf_counter() - started
+        return flat.reshape(cand_ids.shape)
+
+    def rank(self, texts: list[str], k: int = 10, rerank: bool = True) -> list[list[Prediction]]:
+        """Top-``k`` labels per text: bi-encoder candidates, re-ranked by the cross-encoder when present."""
+        check_texts(texts)
+        started = time.perf_counter()
+        vecs = self.embed_documents(texts)
+        ids, scores = self.candidates(vecs)
+        self.timings["bi"] += time.perf_counter() - started
+        if not rerank or self.cross is None:
+            return [[Prediction(int(i), float(s), float(s)) for i, s in zip(ri, rs, strict=True) if i >= 0][:k]
+                    for ri, rs in zip(ids, scores, strict=True)]
+        return [p[:k] for p in self.rerank(texts, ids, scores)]
+
+    def add_labels(self, ids: list[int], texts: list[str], external_ids: list[str]) -> None:
+        """Serve new labels at once: embed their text and add them to the index (no retraining)."""
+        self.table.add(ids, texts, external_ids)
+        vecs = encode(self.bi_encoder, texts)
+        rows = [self.table.row(i) for i in ids]
+        grown = np.zeros((len(self.table), self.vectors.shape[1]), dtype=np.float32)
+        grown[: len(self.vectors)] = self.vectors
+        grown[rows] = vecs
+        self.vectors = grown
+        self.index.add(np.array(ids, dtype=np.int64), vecs)
+        self._refresh_prior()
+
+    def remove_labels(self, ids: list[int]) -> None:
+        """Take labels out of predictions (they stay in the table for history)."""
+        self.index.remove(np.array(ids, dtype=np.int64))
+        gone = {int(i) for i in ids}
+        self._frequent = np.array([f for f in self._frequent if int(f) not in gone], dtype=np.int64)
+
+    def save(self, folder: Path, copy_encoders: bool = True) -> dict[str, Any]:
+        """Write the bundle's files into ``folder`` and return the manifest fields."""
+        self.index.save(folder / "index")
+        np.save(folder / "label_vectors.npy", self.vectors)
+        self.table.save(folder)
+        manifest: dict[str, Any] = {"fusion": asdict(self.fusion), "labels": len(self.table),
+                                    "dim": int(self.vectors.shape[1])}
+        if copy_encoders:
+            self.bi_encoder.save(str(folder / "bi_encoder"))
+            manifest["bi_encoder"] = "bi_encoder"
+        if self.cross is not None:
+            self.cross.save(str(folder / "cross_encoder"))
+            manifest["cross_encoder"] = "cross_encoder"
+            manifest["cross_max_length"] = self.cross.max_length
+        return manifest
+
+    @classmethod
+    def load(cls, bundle: Path, manifest: dict[str, Any], device: str = "auto") -> BiCrossRanker:
+        bi_path = _resolve(bundle, manifest["bi_encoder"])
+        bi = load_bi_encoder(bi_path, device)
+        cross = None
+        if manifest.get("cross_encoder"):
+            cross = CrossScorer(str(_resolve(bundle, manifest["cross_encoder"])), str(bi.device),
+                                manifest.get("cross_max_length", 128))
+        fusion = Fusion(**manifest.get("fusion", {}))
+        ranker = cls(bi, LabelTable.load(bundle), np.load(bundle / "label_vectors.npy"), load_index(bundle / "index"),
+                     cross, fusion)
+        ranker.bi_path = str(bi_path)
+        return ranker
+
+
+def _resolve(bundle: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else bundle / p
+
+
+def load_ranker(bundle: str | Path, device: str = "auto") -> LabelRanker:
+    """Load whichever ranker a bundle holds.
+
+    Raises:
+        ModelError: a missing, incomplete or incompatible bundle.
+    """
+    from core.baseline import BaselineRanker
+
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    kind = manifest.get("kind")
+    if kind in ("zero_shot", "bicross"):
+        return BiCrossRanker.load(bundle, manifest, device)
+    if kind == "baseline":
+        return BaselineRanker.load(bundle, manifest, device)
+    raise ModelError(f"The bundle {bundle} holds an unknown model kind {kind!r}.")

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.bicross import make_label_table
 from core.catalog import servable_labels
 from core.config import Settings
-from core.encoders import default_encoder_path, encode, load_bi_encoder
+from core.encoders import default_encoder_path, load_bi_encoder
 from core.errors import XmtcError
-from core.index import HnswIndex
 from core.jobs import JobContext, job_handler
-from core.taxonomy import label_text
+from core.ranker import BiCrossRanker
 from core.versions import active_version, read_manifest, register_version, write_bundle
 from storage.models import Project
 
@@ -37,6 +34,12 @@ def encoder_for_project(ctx: JobContext, settings: Settings) -> tuple[str, str]:
     return default_encoder_path(settings.encoder_path), "pretrained all-MiniLM-L6-v2"
 
 
+def _project_taxonomy(ctx: JobContext) -> tuple[int | None, bool]:
+    with ctx.db.session() as s:
+        project = s.get(Project, ctx.project_id)
+        return project.active_taxonomy_version_id, project.active_model_version_id is not None
+
+
 @job_handler(BUILD_LABEL_INDEX, "Embed labels and build the label index")
 def build_label_index(ctx: JobContext) -> dict[str, Any]:
     """Embed every servable label of the active taxonomy and build an HNSW index as a new model version."""
@@ -47,37 +50,94 @@ def build_label_index(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.01, f"loading the encoder for {len(labels)} labels", force=True)
     enc_path, enc_desc = encoder_for_project(ctx, settings)
     model = load_bi_encoder(enc_path, settings.device)
-    texts = [label_text(lab.pref_label) for lab in labels]
+    table = make_label_table(labels, [])
 
     def on_batch(done: int, total: int) -> None:
         ctx.progress(0.05 + 0.85 * done / total, f"embedded {done:,} of {total:,} labels")
 
-    vectors = encode(model, texts, batch_size=int(ctx.params.get("batch_size", 128)), progress=on_batch)
-    ids = np.array([lab.id for lab in labels], dtype=np.int64)
-    ctx.progress(0.92, "building the HNSW index", force=True)
-    index = HnswIndex(vectors.shape[1], capacity=len(ids))
-    index.add(ids, vectors)
+    ranker = BiCrossRanker.build(model, table, progress=on_batch)
     ctx.check_cancel()
 
     def fill(folder: Path) -> dict[str, Any]:
-        index.save(folder / "index")
-        np.save(folder / "label_vectors.npy", vectors)
-        (folder / "labels.json").write_text(json.dumps(
-            [{"id": lab.id, "external_id": lab.external_id, "text": t} for lab, t in zip(labels, texts, strict=True)]))
-        return {"bi_encoder": enc_path, "encoder_description": enc_desc, "labels": len(labels),
-                "dim": int(vectors.shape[1])}
+        manifest = ranker.save(folder, copy_encoders=False)
+        return {**manifest, "bi_encoder": enc_path, "encoder_description": enc_desc}
 
     bundle = write_bundle(settings.models_dir, ctx.project_id, "zero_shot", fill)
-    with ctx.db.session() as s:
-        project = s.get(Project, ctx.project_id)
-        taxonomy_version_id = project.active_taxonomy_version_id
-        has_active = project.active_model_version_id is not None
+    taxonomy_version_id, has_active = _project_taxonomy(ctx)
     version_id = register_version(
         ctx.db, ctx.project_id, "zero_shot", bundle, config={"encoder": enc_desc, "index": "hnsw"},
         metrics={}, taxonomy_version_id=taxonomy_version_id, job_id=ctx.job_id,
         activate=bool(ctx.params.get("activate", not has_active)),
     )
     return {"labels": len(labels), "model_version_id": version_id, "bundle": str(bundle)}
+
+
+TRAIN_MODEL = "train_model"
+
+
+@job_handler(TRAIN_MODEL, "Train the label ranking model")
+def train_model(ctx: JobContext) -> dict[str, Any]:
+    """Train BiCross (and optionally the baseline) on the train split; each becomes a model version."""
+    from core.bicross import evaluate_ranker, fit_baseline, fit_bicross, stage
+    from core.catalog import documents
+    from core.ranker import load_ranker
+    from core.training import TrainConfig
+
+    settings = Settings.from_env()
+    cfg = TrainConfig.from_dict(ctx.params.get("config", {}))
+    labels = servable_labels(ctx.db, ctx.project_id)
+    docs = documents(ctx.db, ctx.project_id)
+    train = [d for d in docs if d.split != "test"]
+    test = [d for d in docs if d.split == "test"][: int(ctx.params.get("eval_docs", 200))]
+    if not labels:
+        raise XmtcError("The project has no servable labels: import a taxonomy first.")
+    if not any(d.gold for d in train):
+        raise XmtcError("There is nothing to train on: no training document has a gold label.")
+    pretrained = default_encoder_path(settings.encoder_path)
+    base = None
+    active = active_version(ctx.db, ctx.project_id)
+    if active is not None and active.kind in ("bicross", "zero_shot"):
+        base = load_ranker(active.path, settings.device)
+    # Parts not retrained are kept from the active version: its bi-encoder is the starting point.
+    start_from = base.bi_path if (not cfg.train_bi and base is not None) else pretrained
+    texts, gold = [d.text for d in train], [set(d.gold) for d in train]
+    parts = [p for p, on in (("bicross", cfg.train_bi or cfg.train_cross), ("baseline", cfg.train_baseline)) if on]
+    if not parts:
+        raise XmtcError("Nothing to train: choose the bi-encoder, the cross-encoder or the baseline.")
+    taxonomy_version_id, _ = _project_taxonomy(ctx)
+    share = 1.0 / len(parts)
+    made: dict[str, Any] = {}
+    for n, part in enumerate(parts):
+        lo = n * share
+        if part == "bicross":
+            fit = fit_bicross(start_from, settings.device, labels, texts, gold, cfg,
+                              stage(ctx.progress, lo, lo + share * 0.85), cross_init=pretrained, base=base)
+        else:
+            fit = fit_baseline(pretrained, settings.device, labels, texts, gold, cfg,
+                               stage(ctx.progress, lo, lo + share * 0.85))
+        ctx.progress(lo + share * 0.86, f"evaluating {part} on {len(test)} test documents", force=True)
+        metrics = evaluate_ranker(fit.ranker, [d.text for d in test], [set(d.gold) for d in test]) if test else {}
+        ctx.check_cancel()
+        bundle = write_bundle(settings.models_dir, ctx.project_id, part,
+                              lambda folder, r=fit.ranker: r.save(folder))
+        version_id = register_version(
+            ctx.db, ctx.project_id, part, bundle, config={**cfg.as_dict(), **_flat(fit.stats)},
+            metrics={k: round(v, 4) for k, v in metrics.items()}, taxonomy_version_id=taxonomy_version_id,
+            job_id=ctx.job_id, activate=part == "bicross" and bool(ctx.params.get("activate", True)),
+        )
+        made[part] = {"model_version_id": version_id, "metrics": metrics}
+    return made
+
+
+def _flat(stats: dict[str, Any]) -> dict[str, Any]:
+    """Training statistics flattened for display (``bi.seconds`` ...)."""
+    out: dict[str, Any] = {}
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
 
 
 @job_handler("build_demo", "Build the PubMed/MeSH demo project")

@@ -1,0 +1,46 @@
+"""Shared bench helpers: the machine description and the BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+HEADER = "# Benchmarks\n\nNumbers measured by the scripts in `bench/` on `../shared/data`; each section names its command.\n"
+
+
+def machine() -> str:
+    """CPU model, cores, memory and torch device, in one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    import torch
+
+    device = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {device}, torch {torch.__version__}"
+
+
+def update_benchmarks(section: str, text: str) -> None:
+    """Replace (or append) one section of BENCHMARKS.md, delimited by HTML comments."""
+    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
+    body = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
+    block = f"{start}\n{text.strip()}\n{end}"
+    if start in body and end in body:
+        body = body[: body.index(start)] + block + body[body.index(end) + len(end):]
+    else:
+        body = body.rstrip() + "\n\n" + block + "\n"
+    BENCHMARKS.write_text(body)

@@ -1,0 +1,267 @@
+"""Training the bi-encoder (MNRL with conflict-free batches), the cross-encoder and the baseline head."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+Progress = Callable[[float, str], None]
+
+
+def _noop(_: float, __: str) -> None:
+    return None
+
+
+@dataclass
+class TrainConfig:
+    """What a lead can choose for a training run (defaults fit the 60-minute CPU budget)."""
+
+    train_bi: bool = True
+    train_cross: bool = True
+    train_baseline: bool = False
+    epochs: int = 1
+    batch_size: int = 32
+    max_seq_length: int = 128
+    lr: float = 3e-5
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    cross_epochs: int = 1
+    cross_max_length: int = 128
+    cross_negatives: int = 3
+    cross_top_k: int = 100
+    cross_positives_per_doc: int = 4
+    cross_lr: float = 3e-5
+    baseline_epochs: int = 8
+    baseline_lr_head: float = 3e-3
+    label_alts: int = 0
+    validation_share: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+# --- the bi-encoder's batches -------------------------------------------------------------------
+
+
+def conflict_free_batches(pairs: Sequence[tuple[int, int]], gold: Sequence[set[int]] | dict[int, set[int]],
+                          batch_size: int, rng: random.Random, max_scan: int = 4000) -> list[list[int]]:
+    """Group (document, label) pairs into batches for in-batch-negative training.
+
+    A batch never holds the same label twice, never the same document twice, and never a pair
+    whose label is a gold label of another document in the batch (that label would be taught as a
+    wrong answer for that document). Pairs that fit no batch within ``max_scan`` look-ups wait for
+    the next one; batches of fewer than two pairs carry no negative and are dropped.
+
+    Returns:
+        Lists of indices into ``pairs``.
+    """
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    pending = deque(order)
+    batches: list[list[int]] = []
+    while pending:
+        batch: list[int] = []
+        labels: set[int] = set()
+        docs: set[int] = set()
+        golds: set[int] = set()
+        skipped: list[int] = []
+        scanned = 0
+        while pending and len(batch) < batch_size and scanned < max_scan:
+            i = pending.popleft()
+            scanned += 1
+            d, lab = pairs[i]
+            if d in docs or lab in labels or lab in golds or (gold[d] & labels):
+                skipped.append(i)
+                continue
+            batch.append(i)
+            labels.add(lab)
+            docs.add(d)
+            golds |= gold[d]
+        pending.extendleft(reversed(skipped))
+        if len(batch) >= 2:  # a lone pair (it conflicts with everything left) is dropped
+            batches.append(batch)
+    return batches
+
+
+def encoder_features(model: SentenceTransformer, texts: list[str]) -> dict[str, Any]:
+    """Model inputs for ``texts`` on the model's device (tensors moved, other entries kept)."""
+    prep = model.preprocess if hasattr(model, "preprocess") else model.tokenize
+    return {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in prep(texts).items()}
+
+
+def _scheduler(optimizer: Any, steps: int, warmup_ratio: float) -> Any:
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, int(steps * warmup_ratio), max(1, steps))
+
+
+def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_gold: Sequence[set[int]],
+                     label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Fine-tune ``model`` in place with MultipleNegativesRankingLoss on positive (document, label) pairs.
+
+    Raises:
+        ModelError: no (document, label) pair to learn from.
+    """
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    pairs = [(d, lab) for d, gold in enumerate(doc_gold) for lab in sorted(gold) if lab in label_texts]
+    if not pairs:
+        raise ModelError("There is nothing to train on: no document has a gold label. Import labelled documents first.")
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model.max_seq_length = cfg.max_seq_length
+    loss_fn = MultipleNegativesRankingLoss(model)
+    epoch_batches = [conflict_free_batches(pairs, doc_gold, cfg.batch_size, rng) for _ in range(cfg.epochs)]
+    steps = sum(len(b) for b in epoch_batches)
+    if steps == 0:
+        raise ModelError("No training batch could be formed (every document shares its labels); add documents.")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    scheduler = _scheduler(optimizer, steps, cfg.warmup_ratio)
+    model.train()
+    started, step, losses = time.monotonic(), 0, []
+    for epoch, batches in enumerate(epoch_batches):
+        for batch in batches:
+            docs = [doc_texts[pairs[i][0]] for i in batch]
+            labs = [label_texts[pairs[i][1]] for i in batch]
+            features = [encoder_features(model, t) for t in (docs, labs)]
+            loss = loss_fn(features, None)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss))
+            step += 1
+            progress(step / steps, f"bi-encoder epoch {epoch + 1}/{cfg.epochs}, step {step}/{steps}, "
+                                   f"loss {np.mean(losses[-20:]):.3f}")
+    model.eval()
+    placed = len({i for b in epoch_batches[0] for i in b})
+    return {"pairs": len(pairs), "pairs_placed": placed, "steps": steps, "final_loss": float(np.mean(losses[-20:])),
+            "seconds": time.monotonic() - started}
+
+
+# --- the cross-encoder ---------------------------------------------------------------------------
+
+
+class CrossScorer:
+    """A cross-encoder scoring "[CLS] label [SEP] document" -> relevance in 0..1."""
+
+    def __init__(self, path: str, device: str = "cpu", max_length: int = 128) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        self.device = torch.device(device)
+        self.max_length = max_length
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a new head is expected when starting from a bi-encoder checkpoint
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+        except Exception as exc:
+            raise ModelError(f"Could not load a cross-encoder from {path}: {exc}"[:600]) from exc
+        finally:
+            hf_logging.set_verbosity(level)
+        self.model.to(self.device).eval()
+
+    def _encode(self, label_texts: Sequence[str], doc_texts: Sequence[str]) -> dict[str, Any]:
+        enc = self.tokenizer(list(label_texts), list(doc_texts), truncation="only_second", max_length=self.max_length,
+                             padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def logits(self, label_texts: Sequence[str], doc_texts: Sequence[str]) -> Any:
+        return self.model(**self._encode(label_texts, doc_texts)).logits.squeeze(-1)
+
+    def score(self, label_texts: Sequence[str], doc_texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Relevance probabilities for aligned (label, document) pairs."""
+        import torch
+
+        out = np.zeros(len(label_texts), dtype=np.float32)
+        with torch.inference_mode():
+            for s in range(0, len(label_texts), batch_size):
+                logit = self.logits(label_texts[s:s + batch_size], doc_texts[s:s + batch_size])
+                out[s:s + batch_size] = torch.sigmoid(logit.float()).cpu().numpy()
+        return out
+
+    def save(self, folder: str) -> None:
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+
+def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[int]], cfg: TrainConfig,
+                   rng: random.Random, hard_negatives: Sequence[set[int]] | None = None) -> list[tuple[int, int, float]]:
+    """(document, label, target) triples: gold labels as positives, and per positive ``cfg.cross_negatives``
+    labels drawn at random from the document's bi-encoder candidates that are not gold.
+
+    Known-wrong labels (``hard_negatives``, e.g. SMEs' "no" answers) are used first.
+    """
+    out: list[tuple[int, int, float]] = []
+    for d, gold in enumerate(doc_gold):
+        if not gold:
+            continue
+        positives = sorted(gold)
+        rng.shuffle(positives)
+        positives = positives[: cfg.cross_positives_per_doc]
+        pool = [c for c in candidates[d][: cfg.cross_top_k] if c not in gold and c >= 0]
+        known = [c for c in (hard_negatives[d] if hard_negatives else ()) if c not in gold]
+        need = cfg.cross_negatives * len(positives)
+        negatives = known[:need]
+        rest = [c for c in pool if c not in negatives]
+        negatives += rng.sample(rest, min(len(rest), need - len(negatives)))
+        out += [(d, p, 1.0) for p in positives] + [(d, n, 0.0) for n in negatives]
+    rng.shuffle(out)
+    return out
+
+
+def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, float]], doc_texts: Sequence[str],
+                        label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop) -> dict[str, Any]:
+    """Fine-tune the cross-encoder with binary cross-entropy on (document, label, target) triples."""
+    import torch
+
+    if not any(t > 0 for _, _, t in examples):
+        raise ModelError("The cross-encoder needs at least one positive (document, label) pair.")
+    torch.manual_seed(cfg.seed)
+    model = scorer.model
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.cross_lr)
+    bs = cfg.batch_size
+    steps = cfg.cross_epochs * ((len(examples) + bs - 1) // bs)
+    scheduler = _scheduler(optimizer, steps, cfg.warmup_ratio)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    started, step, losses = time.monotonic(), 0, []
+    for epoch in range(cfg.cross_epochs):
+        for s in range(0, len(examples), bs):
+            chunk = examples[s:s + bs]
+            logits = scorer.logits([label_texts[lab] for _, lab, _ in chunk], [doc_texts[d] for d, _, _ in chunk])
+            target = torch.tensor([t for _, _, t in chunk], dtype=torch.float32, device=scorer.device)
+            loss = loss_fn(logits.float(), target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss))
+            step += 1
+            progress(step / steps, f"cross-encoder epoch {epoch + 1}/{cfg.cross_epochs}, step {step}/{steps}, "
+                                   f"loss {np.mean(losses[-20:]):.3f}")
+    model.eval()
+    return {"examples": len(examples), "steps": steps, "final_loss": float(np.mean(losses[-20:])),
+            "seconds": time.monotonic() - started}

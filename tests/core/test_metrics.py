@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core.metrics import evaluate, f1_at_k, ndcg_at_k, precision_at_k, recall_at_k
+
+RANKED = [3, 1, 7, 2, 9]
+GOLD = {1, 2, 4}
+
+
+def test_precision_and_recall_by_hand():
+    assert precision_at_k(RANKED, GOLD, 1) == 0.0
+    assert precision_at_k(RANKED, GOLD, 2) == 0.5
+    assert precision_at_k(RANKED, GOLD, 5) == pytest.approx(2 / 5)
+    assert recall_at_k(RANKED, GOLD, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(RANKED, GOLD, 5) == pytest.approx(2 / 3)
+    assert precision_at_k([1], GOLD, 5) == pytest.approx(1 / 5)  # short lists still divide by k
+
+
+def test_f1_by_hand():
+    p, r = 2 / 5, 2 / 3
+    assert f1_at_k(RANKED, GOLD, 5) == pytest.approx(2 * p * r / (p + r))
+    assert f1_at_k([8, 9], GOLD, 2) == 0.0
+
+
+def test_ndcg_by_hand():
+    # hits at ranks 2 and 4: DCG = 1/log2(3) + 1/log2(5); ideal for 3 gold in top-5: 1 + 1/log2(3) + 1/2
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / 2
+    assert ndcg_at_k(RANKED, GOLD, 5) == pytest.approx(dcg / ideal)
+    assert ndcg_at_k([1, 2, 4], GOLD, 3) == pytest.approx(1.0)
+
+
+def test_evaluate_averages_and_skips_documents_without_gold():
+    out = evaluate([[1, 2], [5, 6], [9]], [{1}, {6}, set()], names=("P@1", "R@2"))
+    assert out == {"P@1": 0.5, "R@2": 1.0}
