@@ -69,7 +69,7 @@ class BaselineRanker:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 step += 1
                 progress(step / steps, f"baseline epoch {epoch + 1}/{cfg.baseline_epochs}, step {step}/{steps}, "
                                        f"loss {np.mean(losses[-20:]):.4f}")

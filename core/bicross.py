@@ -34,7 +34,14 @@ TUNE_METRIC = "nDCG@10"
 
 
 def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0) -> LabelTable:
-    """Label texts (preferred name, optionally with ``alts`` alternative names) and training frequencies."""
+    """Label texts (preferred name, optionally with ``alts`` alternative names) and training frequencies.
+
+    Raises:
+        ModelError: a label has no text to embed.
+    """
+    empty = [lab.external_id for lab in labels if not (lab.pref_label or "").strip()]
+    if empty:
+        raise ModelError(f"{len(empty)} label(s) have no name to embed, e.g. {empty[:3]}; give them a preferred label.")
     freq = Counter(lab for gold in doc_gold for lab in gold)
     return LabelTable(np.array([lab.id for lab in labels], dtype=np.int64),
                       [label_text(lab.pref_label, lab.alt_labels, alts) for lab in labels],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import String, func, select
 
@@ -123,23 +124,32 @@ def label_paths(parents: dict[int, list[int]], names: dict[int, str], label_id: 
     return sorted(paths)
 
 
+def _hierarchy(session: Any, project_id: int) -> tuple[dict[int, list[int]], dict[int, str]]:
+    """Parent lists and names of every label of a project (one query each)."""
+    parents: dict[int, list[int]] = {}
+    for c, p in session.execute(select(LabelParent.child_id, LabelParent.parent_id)
+                                .join(Label, Label.id == LabelParent.child_id).where(Label.project_id == project_id)):
+        parents.setdefault(c, []).append(p)
+    names = dict(session.execute(select(Label.id, Label.pref_label).where(Label.project_id == project_id)).all())
+    return parents, names
+
+
+def label_places(db: Database, project_id: int, label_ids: list[int], max_paths: int = 3) -> dict[int, tuple[str, list[str]]]:
+    """Name and root-to-label paths (as "A > B > C") of several labels at once."""
+    with db.session() as s:
+        parents, names = _hierarchy(s, project_id)
+    return {i: (names.get(i, str(i)), [" > ".join(p) for p in label_paths(parents, names, i, max_paths)])
+            for i in label_ids}
+
+
 def label_detail(db: Database, project_id: int, label_id: int) -> LabelDetail | None:
     """A label with all its paths from the roots, its children and how many documents carry it."""
     with db.session() as s:
         label = s.get(Label, label_id)
         if label is None or label.project_id != project_id:
             return None
-        edges = s.execute(select(LabelParent.child_id, LabelParent.parent_id)
-                          .join(Label, Label.id == LabelParent.child_id)
-                          .where(Label.project_id == project_id)).all()
-        parents: dict[int, list[int]] = {}
-        children: list[int] = []
-        for c, p in edges:
-            parents.setdefault(c, []).append(p)
-            if p == label_id:
-                children.append(c)
-        needed = {i for c, p in edges for i in (c, p)} | {label_id}
-        names = dict(s.execute(select(Label.id, Label.pref_label).where(Label.id.in_(needed))).all())
+        parents, names = _hierarchy(s, project_id)
+        children = [c for c, ps in parents.items() if label_id in ps]
         docs = s.scalar(select(func.count(func.distinct(DocumentLabel.document_id)))
                         .where(DocumentLabel.label_id == label_id))
         return LabelDetail(label.id, label.external_id, label.pref_label, list(label.alt_labels or []),

@@ -27,6 +27,15 @@ from storage.models import (
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 HANDLERS: dict[str, Handler] = {}
 TITLES: dict[str, str] = {}
+HANDLER_MODULES = ("core.tasks", "core.predictions")
+
+
+def load_handlers(extra: tuple[str, ...] = ()) -> None:
+    """Import the modules that register job kinds (their handlers and titles)."""
+    import importlib
+
+    for module in (*HANDLER_MODULES, *extra):
+        importlib.import_module(module)
 
 
 def job_handler(kind: str, title: str) -> Callable[[Handler], Handler]:

@@ -148,7 +148,7 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             progress(step / steps, f"bi-encoder epoch {epoch + 1}/{cfg.epochs}, step {step}/{steps}, "
                                    f"loss {np.mean(losses[-20:]):.3f}")
@@ -258,7 +258,7 @@ def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             progress(step / steps, f"cross-encoder epoch {epoch + 1}/{cfg.cross_epochs}, step {step}/{steps}, "
                                    f"loss {np.mean(losses[-20:]):.3f}")

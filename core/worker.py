@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import importlib
 import logging
 import os
 import signal
@@ -21,21 +20,19 @@ from sqlalchemy import select, update
 
 from core.config import ROOT, Settings
 from core.errors import JobCancelled, XmtcError
-from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, reap_orphans
+from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans
 from storage.db import Database
 from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
 
 log = logging.getLogger("xmtc.worker")
 HEARTBEAT_INTERVAL_S = 5.0
-HANDLER_MODULES = ("core.tasks",)
 
 
 class WorkerProcess:
     """One worker loop over one database."""
 
     def __init__(self, db: Database, settings: Settings, poll_s: float = 1.0) -> None:
-        for module in HANDLER_MODULES:
-            importlib.import_module(module)
+        load_handlers()
         self.db = db
         self.settings = settings
         self.poll_s = poll_s
@@ -161,8 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    for module in args.modules:
-        importlib.import_module(module)
+    load_handlers(tuple(args.modules))
     db = Database(settings.db_url)
     db.create_all()
     lock = None

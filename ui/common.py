@@ -8,14 +8,15 @@ from typing import Any
 
 import streamlit as st
 
-import core.tasks  # noqa: F401 - registers the job kinds and their titles
 from core import auth
 from core.config import Settings
 from core.errors import XmtcError
-from core.jobs import enqueue, list_jobs, request_cancel
+from core.jobs import enqueue, list_jobs, load_handlers, request_cancel
 from core.worker import ensure_worker
 from storage.db import Database
 from storage.models import ROLE_ADMIN, User
+
+load_handlers()  # job kinds and their titles
 
 
 @dataclass(frozen=True)

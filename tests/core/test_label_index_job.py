@@ -8,7 +8,7 @@ from core.config import Settings
 from core.imports import import_taxonomy
 from core.jobs import enqueue, get_job
 from core.projects import create_project
-from core.ranker import Ranker
+from core.ranker import load_ranker
 from core.taxonomy import read_taxonomy
 from core.versions import active_version
 from core.worker import WorkerProcess
@@ -48,9 +48,9 @@ def test_the_job_finishes_and_activates_a_zero_shot_version(served):
 
 def test_the_served_index_ranks_the_obvious_label_first(served):
     db, pid, _ = served
-    ranker = Ranker(active_version(db, pid).path, device="cpu")
+    ranker = load_ranker(active_version(db, pid).path, device="cpu")
     preds = ranker.rank(["Acute myocardial infarction: outcomes after a heart attack"], k=3)[0]
-    assert ranker.labels[preds[0].label_id]["external_id"] == "mi"
+    assert ranker.table.external_ids[ranker.table.row(preds[0].label_id)] == "mi"
     assert preds[0].score > preds[1].score
 
 
@@ -59,4 +59,4 @@ def test_ranking_an_empty_document_says_so(served):
 
     db, pid, _ = served
     with pytest.raises(ModelError, match="empty"):
-        Ranker(active_version(db, pid).path, device="cpu").rank(["   "])
+        load_ranker(active_version(db, pid).path, device="cpu").rank(["   "])

@@ -98,6 +98,43 @@ def test_model_page_shows_no_version_yet_and_the_index_button_to_admins(seeded):
         assert [j.kind for j in s.query(Job).all()] == ["build_label_index"]
     annot = signed_in("pages/2_Model.py", seeded["annotator"])
     assert not [b for b in annot.button if b.label == "Embed labels and build the label index"]
+    assert "Train" not in [h.value for h in annot.subheader]
+
+
+def test_model_page_training_form_queues_a_job_with_the_chosen_options(seeded):
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    at.number_input[0].set_value(2)
+    at.number_input[2].set_value(96)
+    at.checkbox[2].check()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    with seeded["db"].session() as s:
+        job = s.query(Job).one()
+    assert job.kind == "train_model"
+    assert job.params["config"]["epochs"] == 2 and job.params["config"]["max_seq_length"] == 96
+    assert job.params["config"]["train_baseline"] is True
+
+
+def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_dir):
+    from core.versions import register_version, write_bundle
+
+    db, pid = seeded["db"], seeded["project"]
+    for kind, p1 in (("bicross", 0.81), ("baseline", 0.62)):
+        bundle = write_bundle(data_dir / "models", pid, kind, lambda folder: {})
+        register_version(db, pid, kind, bundle, {"epochs": 1}, {"P@1": p1, "R@10": 0.3}, None, activate=kind == "bicross")
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["kind"].tolist() == ["baseline", "bicross"]
+    assert table["P@1"].tolist() == [0.62, 0.81]
+    assert table["active"].tolist() == ["", "yes"]
+    from core.versions import active_version, list_versions
+
+    baseline_id = next(v.id for v in list_versions(db, pid) if v.kind == "baseline")
+    at.selectbox(key="activate_pick").set_value(baseline_id)
+    next(b for b in at.button if b.label.startswith("Activate")).click().run()
+    assert active_version(db, pid).kind == "baseline"
+    assert at.dataframe[0].value["active"].tolist() == ["yes", ""]
 
 
 def test_evaluate_page_shows_test_set_statistics(seeded):

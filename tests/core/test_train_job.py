@@ -1,0 +1,57 @@
+"""The training job end to end: a worker trains BiCross and the baseline on a tiny project."""
+
+from __future__ import annotations
+
+from core.config import Settings
+from core.corpus import ColumnMapping, read_csv
+from core.imports import import_corpus, import_taxonomy
+from core.jobs import enqueue, get_job
+from core.projects import create_project
+from core.reports import ImportReport
+from core.taxonomy import read_taxonomy
+from core.training import TrainConfig
+from core.versions import active_version, list_versions
+from core.worker import WorkerProcess
+from tests.fakes import TAXONOMY_CSV, write
+
+CORPUS = """doc_id,title,abstract,tags,split
+1,Heart attack outcomes,Acute myocardial infarction patients followed for a year.,Myocardial Infarction|Cardiology,train
+2,Tumour growth,Breast tumours grew slowly in the cohort.,Breast Neoplasms|Oncology,train
+3,Cardio-oncology,Heart damage after breast cancer therapy.,Cardiology|Breast Neoplasms,train
+4,Coronary care,Infarct size after thrombolysis.,Myocardial Infarction,train
+5,Radiotherapy,Radiation for breast cancer.,Breast Neoplasms|Oncology,train
+6,Heart failure clinic,Cardiology outpatients.,Cardiology,test
+"""
+
+
+def test_the_training_job_creates_versions_with_metrics_and_activates_bicross(db, tmp_path):
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    mapping = ColumnMapping(id="doc_id", labels="tags", split="split")
+    import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS), mapping, report), report)
+    cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1,
+                      train_baseline=True, baseline_epochs=1)
+    job_id = enqueue(db, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": 1})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    job = get_job(db, job_id)
+    assert job.status == "done", job.error
+    kinds = {v.kind: v for v in list_versions(db, pid)}
+    assert set(kinds) == {"bicross", "baseline"}
+    assert active_version(db, pid).kind == "bicross"
+    assert set(kinds["bicross"].metrics) >= {"P@1", "P@5", "R@10", "nDCG@10", "R@30"}
+    assert kinds["bicross"].config["bi.steps"] >= 1 and kinds["bicross"].config["epochs"] == 1
+
+
+def test_training_a_project_without_gold_labels_fails_with_a_message(db, tmp_path):
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    job_id = enqueue(db, "train_model", pid, {})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    job = get_job(db, job_id)
+    assert job.status == "failed" and "no training document has a gold label" in job.error
+    assert list_versions(db, pid) == []

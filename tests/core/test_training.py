@@ -1,0 +1,138 @@
+"""Training on crafted data and a tiny real run with the bundled model."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from core.bicross import fit_bicross, make_label_table
+from core.catalog import LabelRow
+from core.errors import ModelError
+from core.ranker import BiCrossRanker, load_ranker
+from core.training import TrainConfig, conflict_free_batches, cross_examples
+from core.versions import read_manifest, write_bundle
+
+LABELS = [LabelRow(1, "mi", "Myocardial Infarction"), LabelRow(2, "bc", "Breast Neoplasms"),
+          LabelRow(3, "dm", "Diabetes Mellitus"), LabelRow(4, "as", "Asthma"), LabelRow(5, "hu", "Humans")]
+DOCS = [
+    ("Acute myocardial infarction treated with early angioplasty in older patients.", {1, 5}),
+    ("Breast cancer screening with mammography in women over fifty.", {2, 5}),
+    ("Insulin therapy and glucose control in type 2 diabetes.", {3, 5}),
+    ("Inhaled corticosteroids for childhood asthma exacerbations.", {4, 5}),
+    ("Heart attack risk after chemotherapy for breast tumours.", {1, 2}),
+    ("Airway inflammation in asthma and obesity-related diabetes.", {3, 4}),
+]
+
+
+def test_batches_never_repeat_a_label_or_document_and_never_hold_another_documents_gold_label():
+    rng = random.Random(1)
+    gold = [set(rng.sample(range(30), 4)) for _ in range(60)]
+    pairs = [(d, lab) for d, g in enumerate(gold) for lab in sorted(g)]
+    batches = conflict_free_batches(pairs, gold, 8, random.Random(0))
+    assert batches
+    for batch in batches:
+        docs = [pairs[i][0] for i in batch]
+        labels = [pairs[i][1] for i in batch]
+        assert len(set(docs)) == len(docs)
+        assert len(set(labels)) == len(labels)
+        for i in batch:
+            d, lab = pairs[i]
+            assert all(lab not in gold[other] for other in docs if other != d)
+    placed = {i for b in batches for i in b}
+    assert len(placed) == len(set().union(*map(set, batches)))  # no pair twice
+
+
+def test_two_conflicting_pairs_go_to_different_batches():
+    # doc 1 carries A and B: (doc 0, A) would be a wrong negative for doc 1, so they must not meet.
+    gold = [{"A"}, {"A", "B"}, {"C"}, {"D"}]
+    pairs = [(0, "A"), (1, "B"), (2, "C"), (3, "D")]
+    for seed in range(20):
+        for batch in conflict_free_batches(pairs, gold, 4, random.Random(seed)):
+            assert not {0, 1} <= set(batch)
+
+
+def test_cross_encoder_negatives_are_never_gold_and_known_wrong_labels_come_first():
+    gold = [{1, 2}, {3}]
+    candidates = [[1, 2, 3, 4, 5, 6, 7, 8], [3, 1, 2, 9]]
+    cfg = TrainConfig(cross_negatives=3, cross_positives_per_doc=4)
+    for seed in range(10):
+        triples = cross_examples(gold, candidates, cfg, random.Random(seed), hard_negatives=[{8, 1}, set()])
+        for d, lab, target in triples:
+            assert (lab in gold[d]) == (target == 1.0)
+        negs0 = {lab for d, lab, t in triples if d == 0 and t == 0.0}
+        assert 8 in negs0 and len(negs0) == 6
+        assert sorted(lab for d, lab, t in triples if d == 1 and t == 0.0) == [1, 2, 9]
+
+
+@pytest.fixture(scope="module")
+def tiny_fit(encoder_path):
+    cfg = TrainConfig(epochs=2, batch_size=3, lr=1e-4, cross_positives_per_doc=2, validation_share=0.0,
+                      max_seq_length=64, cross_max_length=64)
+    texts, gold = [t for t, _ in DOCS], [g for _, g in DOCS]
+    before = BiCrossRanker.build(__import__("core.encoders", fromlist=["x"]).load_bi_encoder(encoder_path, "cpu"),
+                                 make_label_table(LABELS, gold))
+    fit = fit_bicross(encoder_path, "cpu", LABELS, texts, gold, cfg)
+    return before, fit, texts
+
+
+def test_a_tiny_real_training_run_changes_the_model(tiny_fit):
+    before, fit, texts = tiny_fit
+    assert fit.stats["bi"]["steps"] >= 2 and fit.stats["cross"]["examples"] > 0
+    old = before.embed_documents(texts[:2])
+    new = fit.ranker.embed_documents(texts[:2])
+    assert not np.allclose(old, new, atol=1e-4)
+    assert fit.ranker.cross is not None
+
+
+def test_a_trained_model_round_trips_through_a_saved_bundle(tiny_fit, tmp_path):
+    _, fit, texts = tiny_fit
+    bundle = write_bundle(tmp_path, 1, "bicross", fit.ranker.save)
+    assert read_manifest(bundle)["kind"] == "bicross"
+    loaded = load_ranker(bundle, device="cpu")
+    a = fit.ranker.rank(texts[:3], k=5)
+    b = loaded.rank(texts[:3], k=5)
+    assert [[p.label_id for p in r] for r in a] == [[p.label_id for p in r] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert [p.score for p in ra] == pytest.approx([p.score for p in rb], abs=1e-4)
+        assert all(0.0 <= p.cross_score <= 1.0 for p in rb)
+
+
+def test_training_without_gold_labels_is_refused(encoder_path):
+    with pytest.raises(ModelError, match="no training document has a gold label"):
+        fit_bicross(encoder_path, "cpu", LABELS, [t for t, _ in DOCS], [set() for _ in DOCS], TrainConfig())
+
+
+def test_a_label_without_text_is_refused():
+    with pytest.raises(ModelError, match="no name to embed"):
+        make_label_table([*LABELS, LabelRow(9, "x9", "  ")], [])
+
+
+def test_a_bundle_from_an_incompatible_version_is_refused(tiny_fit, tmp_path):
+    _, fit, _ = tiny_fit
+    bundle = write_bundle(tmp_path, 1, "bicross", fit.ranker.save)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["format"] = 99
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="format 99"):
+        load_ranker(bundle)
+    with pytest.raises(ModelError, match="not a model bundle"):
+        load_ranker(tmp_path / "nowhere")
+
+
+def test_an_empty_document_is_refused(tiny_fit):
+    _, fit, _ = tiny_fit
+    with pytest.raises(ModelError, match="Document 2 is empty"):
+        fit.ranker.rank(["a real text", ""])
+
+
+def test_a_new_label_is_served_without_retraining(tiny_fit):
+    _, fit, _ = tiny_fit
+    ranker = fit.ranker
+    ranker.add_labels([42], ["Pancreatic Neoplasms"], ["pc"])
+    top = ranker.rank(["Pancreatic cancer surgery outcomes and pancreatic neoplasms"], k=3, rerank=False)[0]
+    assert 42 in [p.label_id for p in top]
+    ranker.remove_labels([42])
+    assert 42 not in [p.label_id for p in ranker.rank(["Pancreatic neoplasms"], k=5, rerank=False)[0]]
