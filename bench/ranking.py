@@ -24,6 +24,7 @@ from core.config import Settings
 from core.demo import demo_taxonomy, read_demo_corpus
 from core.encoders import default_encoder_path, load_bi_encoder
 from core.index import ExactIndex
+from core.metrics import evaluate
 from core.ranker import BiCrossRanker
 from core.reports import ImportReport
 from core.training import TrainConfig
@@ -124,18 +125,23 @@ def main(argv: list[str] | None = None) -> None:
     ranker: BiCrossRanker = fit.ranker
     results["train_minutes"] = fit.stats["train_seconds"] / 60
     results["bicross_training"] = {k: v for k, v in fit.stats.items() if k in ("bi", "cross")}
-    results["fusion"] = {"prior_weight": ranker.fusion.prior_weight, "bi_weight": ranker.fusion.bi_weight}
+    results["fusion"] = {"prior_weight": ranker.fusion.prior_weight, "lexical_weight": ranker.fusion.lexical_weight,
+                         "bi_weight": ranker.fusion.bi_weight}
+    if not args.no_write:  # kept for re-evaluation without retraining
+        from core.versions import write_bundle
+
+        results["bundle"] = str(write_bundle(ROOT / "var" / "bench", 0, "bicross", ranker.save))
     log(f"trained in {results['train_minutes']:.1f} min; fusion {results['fusion']}")
 
     doc_vecs = ranker.embed_documents(test_texts)
     results.update(hnsw_vs_exact(ranker, doc_vecs))
-    bi_rankings = [[int(i) for i in r if i >= 0] for r in ranker.candidates(doc_vecs)[0]]
-    from core.metrics import evaluate
-
-    results["systems"]["bi"] = evaluate(bi_rankings, test_gold, ("P@1", "P@5", "R@10", "nDCG@10", "R@30"))
-    results["systems"]["bi_without_prior"] = evaluate(
-        [[int(i) for i in r if i >= 0] for r in ranker.candidates(doc_vecs, prior_weight=0.0)[0]], test_gold,
-        ("P@1", "P@5", "R@10", "nDCG@10", "R@30"))
+    names = ("P@1", "P@5", "R@10", "nDCG@10", "R@30")
+    hits = ranker.lexical_hits(test_texts)
+    bi_rankings = [[int(i) for i in r if i >= 0] for r in ranker.candidates(doc_vecs, lexical=hits)[0]]
+    results["systems"]["bi"] = evaluate(bi_rankings, test_gold, names)
+    for key, w, lw in (("bi_model_only", 0.0, 0.0), ("bi_prior_only", None, 0.0)):
+        ids = ranker.candidates(doc_vecs, prior_weight=w, lexical=hits, lexical_weight=lw)[0]
+        results["systems"][key] = evaluate([[int(i) for i in r if i >= 0] for r in ids], test_gold, names)
     results["systems"]["bicross"] = evaluate_ranker(ranker, test_texts, test_gold, progress=progress_printer("eval"))
     log(f"bi {results['systems']['bi']}\nbicross {results['systems']['bicross']}")
 
@@ -174,8 +180,10 @@ PEERS = {
 
 def render(r: dict) -> str:
     s = r["systems"]
-    names = {"zero_shot": "zero-shot bi-encoder (ours)", "bi_without_prior": "trained bi-encoder, no prior",
-             "bi": "trained bi-encoder + label prior", "bicross": "BiCross (bi top-30 -> cross-encoder)",
+    names = {"zero_shot": "zero-shot bi-encoder (ours)", "bi_model_only": "trained bi-encoder alone (cosine)",
+             "bi_prior_only": "trained bi-encoder + label prior",
+             "bi": "trained bi-encoder + label prior + lexical matches",
+             "bicross": "BiCross (bi top-30 -> cross-encoder, fused)",
              "baseline": "classifier-head baseline"}
     lines = [
         "## Label ranking model (`bench/ranking.py`)",
@@ -201,8 +209,8 @@ def render(r: dict) -> str:
         f"baseline: {r['baseline_train_minutes']:.1f} min. Settings: epochs {c['epochs']}, batch {c['batch_size']}, "
         f"seq {c['max_seq_length']}, cross seq {c['cross_max_length']}, {c['cross_positives_per_doc']} positives "
         f"+ {c['cross_negatives']} negatives each per document, baseline epochs {c['baseline_epochs']}.",
-        f"- Score fusion tuned on 10% of TRAIN: prior weight {r['fusion']['prior_weight']}, "
-        f"bi weight {r['fusion']['bi_weight']}.",
+        f"- Score fusion tuned on 10% of TRAIN (nDCG@10): prior weight {r['fusion']['prior_weight']}, lexical weight "
+        f"{r['fusion']['lexical_weight']}, bi weight in the final blend {r['fusion']['bi_weight']}.",
         f"- HNSW vs exact top-30 agreement: {r['hnsw_agreement@30']:.4f} "
         f"(query {r['hnsw_query_ms']:.2f} ms vs {r['exact_query_ms']:.2f} ms per document).",
         f"- Latency per document (one per call): BiCross p50 {r['latency_p50_s']:.3f} s, p95 "

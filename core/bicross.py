@@ -29,6 +29,7 @@ from core.training import (
 )
 
 PRIOR_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+LEXICAL_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
 BI_WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TUNE_METRIC = "nDCG@10"
 
@@ -75,31 +76,34 @@ class FitResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], progress: Progress = _noop) -> dict:
-    """Choose the prior weight (bi-encoder stage) and the bi/cross blend on validation documents."""
+def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], progress: Progress = _noop,
+                lexical: bool = True) -> dict:
+    """Choose the prior and lexical weights (bi-encoder stage) and the bi/cross blend on validation documents."""
     if not texts:
         return {}
     vecs = ranker.embed_documents(texts)
-    best_prior, best = 0.0, -1.0
+    hits = ranker.lexical_hits(texts)
+    best_w, best = (0.0, 0.0), -1.0
     for w in PRIOR_GRID:
-        ids, scores = ranker.candidates(vecs, prior_weight=w)
-        m = evaluate([list(r[r >= 0]) for r in ids], gold, (TUNE_METRIC,))[TUNE_METRIC]
-        if m > best + 1e-9:
-            best_prior, best = w, m
-    ranker.fusion.prior_weight = best_prior
-    out: dict[str, Any] = {"prior_weight": best_prior, f"val_bi_{TUNE_METRIC}": best}
+        for lw in LEXICAL_GRID if lexical else (0.0,):
+            ids, _ = ranker.candidates(vecs, prior_weight=w, lexical=hits, lexical_weight=lw)
+            m = evaluate([list(r[r >= 0]) for r in ids], gold, (TUNE_METRIC,))[TUNE_METRIC]
+            if m > best + 1e-9:
+                best_w, best = (w, lw), m
+    ranker.fusion.prior_weight, ranker.fusion.lexical_weight = best_w
+    out: dict[str, Any] = {"prior_weight": best_w[0], "lexical_weight": best_w[1], f"val_bi_{TUNE_METRIC}": best}
     if ranker.cross is not None:
         progress(0.3, "scoring validation candidates with the cross-encoder")
-        ids, scores = ranker.candidates(vecs)
+        ids, scores = ranker.candidates(vecs, lexical=hits)
         cross = ranker.cross_scores(texts, ids)
-        best_w, best = 0.0, -1.0
+        best_b, best = 0.0, -1.0
         for w in BI_WEIGHT_GRID:
             m = score_rankings(ranker.rerank(texts, ids, scores, bi_weight=w, cross_scores=cross), gold,
                                (TUNE_METRIC,))[TUNE_METRIC]
             if m > best + 1e-9:
-                best_w, best = w, m
-        ranker.fusion.bi_weight = best_w
-        out.update(bi_weight=best_w, **{f"val_bicross_{TUNE_METRIC}": best})
+                best_b, best = w, m
+        ranker.fusion.bi_weight = best_b
+        out.update(bi_weight=best_b, **{f"val_bicross_{TUNE_METRIC}": best})
     return out
 
 

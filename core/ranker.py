@@ -13,6 +13,7 @@ import numpy as np
 from core.encoders import encode, load_bi_encoder
 from core.errors import ModelError
 from core.index import HnswIndex, load_index
+from core.lexical import LexicalMatcher
 from core.training import CrossScorer
 from core.versions import read_manifest
 
@@ -94,12 +95,13 @@ class LabelTable:
 class Fusion:
     """How the scores combine (weights tuned on validation documents at training time).
 
-    bi_score = (1 - prior_weight) * cosine + prior_weight * prior
+    bi_score = (1 - prior_weight) * cosine + prior_weight * prior + lexical_weight * [name occurs in text]
     score    = (1 - bi_weight) * cross + bi_weight * bi_score     (bi_score alone without a cross-encoder)
     """
 
     prior_weight: float = 0.0
     bi_weight: float = 0.0
+    lexical_weight: float = 0.0
     candidates: int = 30
     retrieve: int = 100
     prior_candidates: int = 20
@@ -124,6 +126,8 @@ class BiCrossRanker:
 
     def _refresh_prior(self) -> None:
         self._prior = self.table.prior()
+        self._lexical = LexicalMatcher(self.table.ids, self.table.texts)
+        self._removed: set[int] = set()
         k = min(self.fusion.prior_candidates, len(self.table))
         self._frequent = self.table.ids[np.argsort(-self.table.freq, kind="stable")[:k]] if k else self.table.ids[:0]
 
@@ -139,22 +143,33 @@ class BiCrossRanker:
     def embed_documents(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         return encode(self.bi_encoder, texts, batch_size=batch_size)
 
+    def lexical_hits(self, texts: list[str]) -> list[set[int]]:
+        """Labels named verbatim in each text (removed labels excluded)."""
+        return [self._lexical.match(t) - self._removed for t in texts]
+
     def candidates(self, doc_vectors: np.ndarray, n: int | None = None, prior_weight: float | None = None,
+                   lexical: list[set[int]] | None = None, lexical_weight: float | None = None,
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` labels per document by the bi-encoder score (cosine blended with the prior).
 
         The index returns the ``retrieve`` nearest labels; the most frequent labels are always
-        considered too, since their names alone rarely sit near a document.
+        considered too, since their names alone rarely sit near a document, and so are labels
+        named in the text (``lexical``, from :meth:`lexical_hits`).
         """
         n = n or self.fusion.candidates
         w = self.fusion.prior_weight if prior_weight is None else prior_weight
+        lw = self.fusion.lexical_weight if lexical_weight is None else lexical_weight
         near, _ = self.index.search(doc_vectors, max(self.fusion.retrieve, n))
         out_ids = np.full((len(doc_vectors), n), -1, dtype=np.int64)
         out_scores = np.full((len(doc_vectors), n), -np.inf, dtype=np.float32)
         for r, row in enumerate(near):
-            cand = np.unique(np.concatenate([row[row >= 0], self._frequent]))
+            hits = lexical[r] if (lexical is not None and lw > 0) else set()
+            extra = np.fromiter(hits, dtype=np.int64, count=len(hits))
+            cand = np.unique(np.concatenate([row[row >= 0], self._frequent, extra]))
             rows = np.array([self.table.row(c) for c in cand], dtype=np.int64)
             score = (1 - w) * (self.vectors[rows] @ doc_vectors[r]) + w * self._prior[rows]
+            if hits:
+                score = score + lw * np.isin(cand, extra).astype(np.float32)
             top = np.argsort(-score, kind="stable")[:n]
             out_ids[r, : len(top)] = cand[top]
             out_scores[r, : len(top)] = score[top]
@@ -196,7 +211,8 @@ class BiCrossRanker:
         check_texts(texts)
         started = time.perf_counter()
         vecs = self.embed_documents(texts)
-        ids, scores = self.candidates(vecs)
+        lexical = self.lexical_hits(texts) if self.fusion.lexical_weight > 0 else None
+        ids, scores = self.candidates(vecs, lexical=lexical)
         self.timings["bi"] += time.perf_counter() - started
         if not rerank or self.cross is None:
             return [[Prediction(int(i), float(s), float(s)) for i, s in zip(ri, rs, strict=True) if i >= 0][:k]
@@ -213,12 +229,15 @@ class BiCrossRanker:
         grown[rows] = vecs
         self.vectors = grown
         self.index.add(np.array(ids, dtype=np.int64), vecs)
+        removed = self._removed - {int(i) for i in ids}
         self._refresh_prior()
+        self._removed = removed
 
     def remove_labels(self, ids: list[int]) -> None:
         """Take labels out of predictions (they stay in the table for history)."""
         self.index.remove(np.array(ids, dtype=np.int64))
         gone = {int(i) for i in ids}
+        self._removed |= gone
         self._frequent = np.array([f for f in self._frequent if int(f) not in gone], dtype=np.int64)
 
     def save(self, folder: Path, copy_encoders: bool = True) -> dict[str, Any]:
