@@ -7,11 +7,13 @@ import streamlit as st
 from core import auth
 from core.projects import add_member, create_project, overview
 from ui.common import (
+    UPLOAD_TYPES,
     current_user,
     database,
     job_panel,
     keep_worker_alive,
     run_action,
+    save_upload,
     settings,
     sidebar,
     submit_job,
@@ -83,6 +85,37 @@ if user.is_admin:
             if new_id:
                 st.session_state["project_id"] = new_id
                 st.rerun()
+    if project_id is not None:
+        with st.expander(f"Import data into {info.name}"):
+            if not info.labels:
+                tax_file = st.file_uploader("Taxonomy (SKOS RDF/XML, Turtle, JSON-LD; MeSH tree TSV; CSV)",
+                                            type=UPLOAD_TYPES["taxonomy"], key="tax_upload")
+                tax_format = st.selectbox("Format", ["guess from the name", "skos", "mesh-tree", "csv"], key="tax_fmt")
+                if st.button("Import taxonomy", disabled=tax_file is None, key="import_tax"):
+                    path = run_action(lambda: save_upload(tax_file))
+                    if path:
+                        submit_job(db, user, "import_taxonomy", project_id, {
+                            "path": str(path), "user_id": user.id,
+                            "format": None if tax_format.startswith("guess") else tax_format})
+            else:
+                st.caption(f"Taxonomy {info.taxonomy_version}: a new version is imported as an update on the "
+                           "Taxonomy page.")
+            corpus_file = st.file_uploader("Documents (CSV/TSV with a header, JSON Lines, or Annif TSV)",
+                                           type=UPLOAD_TYPES["corpus"], key="corpus_upload")
+            fmt = st.selectbox("Format", ["csv", "tsv", "jsonl", "annif-tsv"], key="corpus_fmt")
+            cols = st.columns(6)
+            mapping = {field: cols[i].text_input(f"{field} column", default, key=f"map_{field}") or None
+                       for i, (field, default) in enumerate([("id", "id"), ("title", "title"), ("abstract", "abstract"),
+                                                             ("keywords", ""), ("labels", "labels"), ("split", "")])}
+            skip = st.checkbox("Skip bad rows (listed in the job's report) instead of importing nothing",
+                               key="corpus_skip")
+            if st.button("Import documents", disabled=corpus_file is None or not info.labels, key="import_corpus"):
+                path = run_action(lambda: save_upload(corpus_file))
+                if path:
+                    submit_job(db, user, "import_corpus", project_id, {
+                        "path": str(path), "format": fmt, "mapping": mapping,
+                        "on_error": "skip" if skip else "abort", "user_id": user.id})
+            job_panel(db, project_id, user, kinds=("import_taxonomy", "import_corpus"), limit=3)
     with st.expander("Users"):
         with st.form("new_user"):
             new_name = st.text_input("Username", key="new_user_name")

@@ -152,3 +152,43 @@ def build_demo_job(ctx: JobContext) -> dict[str, Any]:
                         user_id=ctx.params.get("user_id"))
     return {"project_id": result.project_id, "taxonomy": result.taxonomy.summary(),
             "corpus": result.corpus.summary(), "index_job_id": result.job_id}
+
+
+@job_handler("import_taxonomy", "Import a taxonomy")
+def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
+    """Read, validate and store a taxonomy file as the project's first version (all or nothing)."""
+    from core.imports import import_taxonomy
+    from core.taxonomy import read_taxonomy
+
+    path = Path(ctx.params["path"])
+    ctx.progress(0.1, f"reading {path.name}", force=True)
+    taxonomy = read_taxonomy(path, ctx.params.get("format") or None)
+    ctx.progress(0.6, f"storing {len(taxonomy):,} labels", force=True)
+    report = import_taxonomy(ctx.db, ctx.project_id, taxonomy, ctx.params.get("version_name") or path.name,
+                             ctx.params.get("user_id"))
+    return {"report": report.summary(), "labels": len(taxonomy)}
+
+
+@job_handler("import_corpus", "Import documents")
+def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
+    """Read and store a corpus file with its label assignments (all or nothing unless skipping bad rows)."""
+    from core.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+    from core.imports import import_corpus
+    from core.reports import ImportReport
+
+    path = Path(ctx.params["path"])
+    fmt = ctx.params.get("format", "csv")
+    mapping = ColumnMapping(**ctx.params.get("mapping", {}))
+    report = ImportReport()
+    if fmt in ("csv", "tsv"):
+        records = read_csv(path, mapping, report, delimiter="\t" if fmt == "tsv" else ",")
+    elif fmt == "jsonl":
+        records = read_jsonl(path, mapping, report)
+    elif fmt == "annif-tsv":
+        records = read_annif_tsv(path, report)
+    else:
+        raise XmtcError(f"Unknown corpus format {fmt!r}; use csv, tsv, jsonl or annif-tsv.")
+    ctx.progress(0.1, f"importing {path.name}", force=True)
+    import_corpus(ctx.db, ctx.project_id, records, report, on_error=ctx.params.get("on_error", "abort"),
+                  user_id=ctx.params.get("user_id"))
+    return {"report": report.summary(), "warnings": report.warnings[:20], "skipped": report.skipped[:50]}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -134,6 +136,23 @@ def submit_job(db: Database, user: CurrentUser, kind: str, project_id: int | Non
     return job_id
 
 
+UPLOAD_LIMIT_MB = 200
+UPLOAD_TYPES = {"taxonomy": ["rdf", "xml", "ttl", "json", "jsonld", "tsv", "csv", "gz"],
+                "corpus": ["csv", "tsv", "jsonl", "txt", "gz"]}
+
+
+def save_upload(uploaded: Any) -> Path:
+    """Store an uploaded file under the data folder (size and name checked) and return its path."""
+    if uploaded.size > UPLOAD_LIMIT_MB * 1024 * 1024:
+        raise XmtcError(f"{uploaded.name} is larger than {UPLOAD_LIMIT_MB} MB.")
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(uploaded.name).name)[-120:]
+    folder = settings().data_dir / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex[:8]}-{safe}"
+    path.write_bytes(uploaded.getvalue())
+    return path
+
+
 def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...], limit: int) -> bool:
     jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
     if not jobs:
@@ -144,6 +163,8 @@ def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds:
         cols[0].markdown(f"**#{job.id} {job.title}**  \n`{job.status}` · attempt {job.attempts}")
         if job.status == "failed":
             cols[1].error(job.error or job.message)
+        elif job.status == "done" and job.result.get("report"):
+            cols[1].progress(1.0, text=f"done: {job.result['report']}")
         else:
             cols[1].progress(job.progress, text=job.message or job.status)
         if job.active and user.is_admin and not job.cancel_requested:

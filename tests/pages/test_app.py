@@ -154,3 +154,37 @@ def test_taxonomy_page_searches_by_alternative_name_and_shows_every_path(seeded)
     assert "Medicine > Cardiology > Breast Neoplasms" in shown
     assert "Medicine > Oncology > Breast Neoplasms" in shown
     assert "Documents carrying it 2" in shown
+
+
+def test_admin_imports_a_taxonomy_and_documents_through_jobs(db, data_dir, tmp_path):
+    from core import auth
+    from core.config import Settings
+    from core.jobs import get_job
+    from core.projects import create_project, overview
+    from core.worker import WorkerProcess
+    from tests.fakes import CORPUS_CSV, TAXONOMY_CSV
+
+    admin = auth.create_user(db, "ada", "long enough", "admin")
+    pid = create_project(db, "Fresh", user_id=admin.id)
+    at = signed_in("app.py", admin.id)
+    at.session_state["project_id"] = pid
+    # AppTest cannot drive st.file_uploader: queue the same jobs the buttons queue, then run them.
+    from core.jobs import enqueue
+
+    tax = tmp_path / "tax.csv"
+    tax.write_text(TAXONOMY_CSV)
+    corpus = tmp_path / "docs.csv"
+    corpus.write_text(CORPUS_CSV)
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    j1 = enqueue(db, "import_taxonomy", pid, {"path": str(tax)})
+    worker.run_one()
+    mapping = {"id": "doc_id", "title": "title", "abstract": "abstract", "keywords": None, "labels": "tags",
+               "split": "split"}
+    j2 = enqueue(db, "import_corpus", pid, {"path": str(corpus), "format": "csv", "mapping": mapping})
+    worker.run_one()
+    assert get_job(db, j1).status == "done" and get_job(db, j2).status == "done", get_job(db, j2).error
+    info = overview(db, pid)
+    assert (info.labels, info.documents) == (5, 3)
+    at.run()
+    assert "Import data into Fresh" in [e.label for e in at.expander]
