@@ -118,10 +118,15 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(lo + share * 0.86, f"evaluating {part} on {len(test)} test documents", force=True)
         metrics = evaluate_ranker(fit.ranker, [d.text for d in test], [set(d.gold) for d in test]) if test else {}
         ctx.check_cancel()
-        bundle = write_bundle(settings.models_dir, ctx.project_id, part,
-                              lambda folder, r=fit.ranker: r.save(folder))
+        stats = _flat(fit.stats)
+
+        def fill(folder: Path, ranker: Any = fit.ranker, stats: dict = stats, metrics: dict = metrics) -> dict:
+            return {**ranker.save(folder), "training_config": cfg.as_dict(), "training_stats": stats,
+                    "metrics": metrics}
+
+        bundle = write_bundle(settings.models_dir, ctx.project_id, part, fill)
         version_id = register_version(
-            ctx.db, ctx.project_id, part, bundle, config={**cfg.as_dict(), **_flat(fit.stats)},
+            ctx.db, ctx.project_id, part, bundle, config={**cfg.as_dict(), **stats},
             metrics={k: round(v, 4) for k, v in metrics.items()}, taxonomy_version_id=taxonomy_version_id,
             job_id=ctx.job_id, activate=part == "bicross" and bool(ctx.params.get("activate", True)),
         )
