@@ -233,6 +233,14 @@ class BiCrossRanker:
         self._refresh_prior()
         self._removed = removed
 
+    def reindex(self, progress: Any = None) -> None:
+        """Re-embed every label with the current bi-encoder and rebuild the index (after training)."""
+        self.vectors = encode(self.bi_encoder, self.table.texts, batch_size=128, progress=progress)
+        index = HnswIndex(self.vectors.shape[1], capacity=max(len(self.table), 16))
+        keep = np.array([int(i) not in self._removed for i in self.table.ids], dtype=bool)
+        index.add(self.table.ids[keep], self.vectors[keep])
+        self.index = index
+
     def remove_labels(self, ids: list[int]) -> None:
         """Take labels out of predictions (they stay in the table for history)."""
         self.index.remove(np.array(ids, dtype=np.int64))

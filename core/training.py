@@ -113,8 +113,13 @@ def _scheduler(optimizer: Any, steps: int, warmup_ratio: float) -> Any:
 
 
 def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_gold: Sequence[set[int]],
-                     label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop) -> dict[str, Any]:
+                     label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop,
+                     pairs: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
     """Fine-tune ``model`` in place with MultipleNegativesRankingLoss on positive (document, label) pairs.
+
+    Args:
+        doc_gold: every known gold label per document (used to keep wrong negatives out of batches).
+        pairs: the (document index, label) pairs to learn from; default: every gold pair.
 
     Raises:
         ModelError: no (document, label) pair to learn from.
@@ -122,7 +127,9 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    pairs = [(d, lab) for d, gold in enumerate(doc_gold) for lab in sorted(gold) if lab in label_texts]
+    if pairs is None:
+        pairs = [(d, lab) for d, gold in enumerate(doc_gold) for lab in sorted(gold)]
+    pairs = [(d, lab) for d, lab in pairs if lab in label_texts]
     if not pairs:
         raise ModelError("There is nothing to train on: no document has a gold label. Import labelled documents first.")
     rng = random.Random(cfg.seed)

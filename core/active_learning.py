@@ -1,0 +1,204 @@
+"""The active-learning cycle for new labels: select -> oracle answers -> train (with replay) -> repeat."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.acquisition import Acquisition, Question, make_strategy
+from core.errors import ModelError, XmtcError
+from core.oracle import Answer, Oracle
+from core.ranker import BiCrossRanker
+from core.training import Progress, TrainConfig, _noop, train_bi_encoder, train_cross_encoder
+
+
+@dataclass
+class ALConfig:
+    """Settings of one campaign."""
+
+    questions_per_iteration: int = 150
+    replay_ratio: float = 1.0
+    strategy: str = "greedy"
+    train_batch: int = 16
+    lr: float = 3e-5
+    cross_lr: float = 3e-5
+    cross_negatives: int = 3
+    cross_top_k: int = 30
+    cross_replay_docs: int = 32
+    use_negative_answers: bool = True
+    max_seq_length: int = 128
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Iteration:
+    """What one iteration asked, learned and measured."""
+
+    number: int
+    asked: int
+    positives: int
+    negatives: int
+    unsure: int
+    seconds: float
+    train: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class ActiveLearningCycle:
+    """Teaches a served BiCross model new labels from oracle answers, without forgetting old ones.
+
+    The new labels are embedded and indexed on construction (iteration 0: servable at once).
+    Each training step learns the "yes" answers plus a random replay sample of old (document,
+    gold label) pairs; the cross-encoder also learns the "no" answers as hard negatives.
+
+    Args:
+        ranker: the served model (changed in place).
+        texts: document id -> text, for every document that may be asked about or replayed.
+        replay_gold: document id -> its known gold labels (old labels; the replay source).
+        new_labels: label id -> name of each new label.
+        pools: label id -> candidate documents for that label.
+    """
+
+    def __init__(self, ranker: BiCrossRanker, texts: Mapping[int, str], replay_gold: Mapping[int, set[int]],
+                 new_labels: Mapping[int, str], pools: Mapping[int, Sequence[int]], cfg: ALConfig | None = None,
+                 strategy: Acquisition | None = None) -> None:
+        self.cfg = cfg or ALConfig()
+        known = {int(i) for i in ranker.table.ids}
+        clash = [name for lid, name in new_labels.items() if lid in known]
+        if clash:
+            raise XmtcError(f"{len(clash)} new label(s) are already in the model's taxonomy, e.g. {clash[:3]}.")
+        empty = [new_labels[lid] for lid in new_labels if not pools.get(lid)]
+        if len(empty) == len(new_labels):
+            raise XmtcError("Every new label has an empty document pool: there is nothing to ask about.")
+        self.empty_pools = empty
+        self.ranker = ranker
+        self.texts = dict(texts)
+        self.replay_gold = {d: set(g) for d, g in replay_gold.items()}
+        self.new_labels = dict(new_labels)
+        self.pools = {lid: list(dict.fromkeys(p)) for lid, p in pools.items() if p}
+        self.strategy = strategy or make_strategy(self.cfg.strategy)
+        self.rng = random.Random(self.cfg.seed)
+        self.answers: dict[Question, Answer] = {}
+        self.history: list[Iteration] = []
+        ids = list(self.new_labels)
+        ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids])
+
+    # --- selection -------------------------------------------------------------------------
+
+    def ranked_pools(self) -> dict[int, list[int]]:
+        """Each pool ordered by the current bi-encoder's similarity between document and label."""
+        docs = sorted({d for p in self.pools.values() for d in p})
+        vecs = self.ranker.embed_documents([self.texts[d] for d in docs])
+        row = {d: i for i, d in enumerate(docs)}
+        out = {}
+        for lid, pool in self.pools.items():
+            sims = vecs[[row[d] for d in pool]] @ self.ranker.vectors[self.ranker.table.row(lid)]
+            out[lid] = [pool[i] for i in np.argsort(-sims, kind="stable")]
+        return out
+
+    def select(self, n: int | None = None) -> list[Question]:
+        """The next questions; never one that was asked before."""
+        return self.strategy.select(self.ranked_pools(), set(self.answers), n or self.cfg.questions_per_iteration,
+                                    self.rng)
+
+    def record(self, questions: Sequence[Question], answers: Sequence[Answer]) -> None:
+        for q, a in zip(questions, answers, strict=True):
+            self.answers[q] = a
+
+    # --- training --------------------------------------------------------------------------
+
+    def _gold(self, doc: int) -> set[int]:
+        new = {lab for (d, lab), a in self.answers.items() if d == doc and a == "yes"}
+        return self.replay_gold.get(doc, set()) | new
+
+    def replay_sample(self, n: int) -> list[tuple[int, int]]:
+        """``n`` random (document, old gold label) pairs from the whole corpus."""
+        pairs = [(d, lab) for d, gold in self.replay_gold.items() for lab in gold]
+        return self.rng.sample(pairs, min(n, len(pairs)))
+
+    def train(self, progress: Progress = _noop) -> dict[str, Any]:
+        """One training step: bi-encoder on new positives + replay, re-index, cross-encoder."""
+        positives = [q for q, a in self.answers.items() if a == "yes"]
+        if not positives:
+            return {"skipped": "no positive answer yet"}
+        cfg = self.cfg
+        replay = self.replay_sample(round(len(positives) * cfg.replay_ratio))
+        pairs = positives + replay
+        docs = sorted({d for d, _ in pairs})
+        index = {d: i for i, d in enumerate(docs)}
+        label_texts = {int(i): t for i, t in zip(self.ranker.table.ids, self.ranker.table.texts, strict=True)}
+        tcfg = TrainConfig(epochs=1, batch_size=cfg.train_batch, lr=cfg.lr, cross_lr=cfg.cross_lr,
+                           max_seq_length=cfg.max_seq_length, warmup_ratio=0.0, seed=self.rng.randrange(10**6))
+        doc_texts = [self.texts[d] for d in docs]
+        golds = [self._gold(d) for d in docs]
+        stats: dict[str, Any] = {"positives": len(positives), "replay": len(replay)}
+        try:
+            stats["bi"] = train_bi_encoder(self.ranker.bi_encoder, doc_texts, golds, label_texts, tcfg,
+                                           lambda f, m: progress(0.4 * f, m),
+                                           pairs=[(index[d], lab) for d, lab in pairs])
+        except ModelError as exc:  # e.g. too few compatible pairs to form a batch yet: wait for more answers
+            stats["bi"] = {"skipped": str(exc)}
+        progress(0.45, "re-embedding labels")
+        self.ranker.reindex()
+        if self.ranker.cross is not None:
+            examples = self._cross_examples(positives, docs, index, golds)
+            stats["cross"] = train_cross_encoder(self.ranker.cross, examples, doc_texts, label_texts, tcfg,
+                                                 lambda f, m: progress(0.5 + 0.5 * f, m))
+        return stats
+
+    def _cross_examples(self, positives: list[Question], docs: list[int], index: dict[int, int],
+                        golds: list[set[int]]) -> list[tuple[int, int, float]]:
+        cfg = self.cfg
+        out = [(index[d], lab, 1.0) for d, lab in positives]
+        if cfg.use_negative_answers:
+            out += [(index[d], lab, 0.0) for (d, lab), a in self.answers.items() if a == "no" and d in index]
+        # Random negatives from the updated bi-encoder's top labels (never a known gold label).
+        cand, _ = self.ranker.candidates(self.ranker.embed_documents([self.texts[d] for d, _ in positives]),
+                                         n=cfg.cross_top_k)
+        for (d, _), row in zip(positives, cand, strict=True):
+            pool = [int(c) for c in row if c >= 0 and int(c) not in golds[index[d]]]
+            out += [(index[d], c, 0.0) for c in self.rng.sample(pool, min(cfg.cross_negatives, len(pool)))]
+        # A little replay keeps the cross-encoder's old labels from fading.
+        replay_docs = [d for d in docs if self.replay_gold.get(d)][: cfg.cross_replay_docs]
+        for d in replay_docs:
+            out.append((index[d], self.rng.choice(sorted(self.replay_gold[d])), 1.0))
+        self.rng.shuffle(out)
+        return out
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def run(self, oracle: Oracle, iterations: int, evaluate: Callable[[BiCrossRanker], dict] | None = None,
+            progress: Progress = _noop) -> list[Iteration]:
+        """Run ``iterations`` select -> answer -> train rounds; ``evaluate`` is measured after each."""
+        if evaluate is not None and not self.history:
+            self.history.append(Iteration(0, 0, 0, 0, 0, 0.0, metrics=evaluate(self.ranker)))
+        for it in range(iterations):
+            started = time.monotonic()
+            questions = self.select()
+            if not questions:
+                break
+            answers = oracle.answer(questions)
+            self.record(questions, answers)
+            train = self.train(lambda f, m, it=it: progress((it + f) / iterations, m))
+            seconds = time.monotonic() - started
+            number = self.history[-1].number + 1 if self.history else 1
+            record = Iteration(number, len(questions),
+                               answers.count("yes"), answers.count("no"), answers.count("unsure"), seconds, train)
+            if evaluate is not None:
+                record.metrics = evaluate(self.ranker)
+            self.history.append(record)
+        return self.history
+
+    def answers_per_label(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.new_labels, 0)
+        for _, lab in self.answers:
+            counts[lab] = counts.get(lab, 0) + 1
+        return counts
