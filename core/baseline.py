@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 from core.encoders import load_bi_encoder
 from core.errors import ModelError
 from core.ranker import LabelTable, Prediction, _resolve, check_texts
-from core.training import Progress, TrainConfig, _noop, _scheduler, encoder_features
+from core.training import Progress, Steps, TrainConfig, _noop, encoder_features
 
 
 class BaselineRanker:
@@ -54,27 +53,18 @@ class BaselineRanker:
                                        {"params": self.head.parameters(), "lr": cfg.baseline_lr_head}])
         bs = cfg.batch_size
         steps = cfg.baseline_epochs * ((len(doc_texts) + bs - 1) // bs)
-        scheduler = _scheduler(optimizer, steps, cfg.warmup_ratio)
+        loop = Steps("baseline", [], optimizer, steps, cfg.warmup_ratio, progress, clip=None)
         loss_fn = torch.nn.MultiLabelSoftMarginLoss()
         self.encoder.train()
-        started, step, losses = time.monotonic(), 0, []
         order = list(range(len(doc_texts)))
         for epoch in range(cfg.baseline_epochs):
             rng.shuffle(order)
             for s in range(0, len(order), bs):
                 idx = order[s:s + bs]
                 logits = self.head(self._embed([doc_texts[i] for i in idx]))
-                loss = loss_fn(logits, torch.from_numpy(targets[idx]).to(logits.device))
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                losses.append(float(loss.detach()))
-                step += 1
-                progress(step / steps, f"baseline epoch {epoch + 1}/{cfg.baseline_epochs}, step {step}/{steps}, "
-                                       f"loss {np.mean(losses[-20:]):.4f}")
+                loop.step(loss_fn(logits, torch.from_numpy(targets[idx]).to(logits.device)), epoch, cfg.baseline_epochs)
         self.encoder.eval()
-        return {"steps": steps, "final_loss": float(np.mean(losses[-20:])), "seconds": time.monotonic() - started}
+        return loop.summary()
 
     def scores(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         import torch

@@ -112,6 +112,37 @@ def _scheduler(optimizer: Any, steps: int, warmup_ratio: float) -> Any:
     return get_linear_schedule_with_warmup(optimizer, int(steps * warmup_ratio), max(1, steps))
 
 
+class Steps:
+    """One optimisation loop's bookkeeping: step the optimizer and schedule, track loss, report progress."""
+
+    def __init__(self, name: str, parameters: Any, optimizer: Any, steps: int, warmup_ratio: float,
+                 progress: Progress, clip: float | None = 1.0) -> None:
+        self.name, self.parameters, self.optimizer, self.steps = name, list(parameters), optimizer, steps
+        self.scheduler = _scheduler(optimizer, steps, warmup_ratio)
+        self.progress, self.clip = progress, clip
+        self.done, self.losses, self.started = 0, [], time.monotonic()
+
+    def step(self, loss: Any, epoch: int, epochs: int) -> None:
+        import torch
+
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.losses.append(float(loss.detach()))
+        self.done += 1
+        self.progress(self.done / self.steps, f"{self.name} epoch {epoch + 1}/{epochs}, step {self.done}/{self.steps}, "
+                                              f"loss {self.recent_loss():.4f}")
+
+    def recent_loss(self) -> float:
+        return float(np.mean(self.losses[-20:])) if self.losses else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {"steps": self.done, "final_loss": self.recent_loss(), "seconds": time.monotonic() - self.started}
+
+
 def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_gold: Sequence[set[int]],
                      label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop,
                      pairs: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
@@ -140,29 +171,17 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
     steps = sum(len(b) for b in epoch_batches)
     if steps == 0:
         raise ModelError("No training batch could be formed (every document shares its labels); add documents.")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    scheduler = _scheduler(optimizer, steps, cfg.warmup_ratio)
+    loop = Steps("bi-encoder", model.parameters(), torch.optim.AdamW(model.parameters(), lr=cfg.lr), steps,
+                 cfg.warmup_ratio, progress)
     model.train()
-    started, step, losses = time.monotonic(), 0, []
     for epoch, batches in enumerate(epoch_batches):
         for batch in batches:
             docs = [doc_texts[pairs[i][0]] for i in batch]
             labs = [label_texts[pairs[i][1]] for i in batch]
-            features = [encoder_features(model, t) for t in (docs, labs)]
-            loss = loss_fn(features, None)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            progress(step / steps, f"bi-encoder epoch {epoch + 1}/{cfg.epochs}, step {step}/{steps}, "
-                                   f"loss {np.mean(losses[-20:]):.3f}")
+            loop.step(loss_fn([encoder_features(model, t) for t in (docs, labs)], None), epoch, cfg.epochs)
     model.eval()
     placed = len({i for b in epoch_batches[0] for i in b})
-    return {"pairs": len(pairs), "pairs_placed": placed, "steps": steps, "final_loss": float(np.mean(losses[-20:])),
-            "seconds": time.monotonic() - started}
+    return {"pairs": len(pairs), "pairs_placed": placed, **loop.summary()}
 
 
 # --- the cross-encoder ---------------------------------------------------------------------------
@@ -248,27 +267,16 @@ def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, 
     torch.manual_seed(cfg.seed)
     model = scorer.model
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.cross_lr)
     bs = cfg.batch_size
     steps = cfg.cross_epochs * ((len(examples) + bs - 1) // bs)
-    scheduler = _scheduler(optimizer, steps, cfg.warmup_ratio)
+    loop = Steps("cross-encoder", model.parameters(), torch.optim.AdamW(model.parameters(), lr=cfg.cross_lr), steps,
+                 cfg.warmup_ratio, progress)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    started, step, losses = time.monotonic(), 0, []
     for epoch in range(cfg.cross_epochs):
         for s in range(0, len(examples), bs):
             chunk = examples[s:s + bs]
             logits = scorer.logits([label_texts[lab] for _, lab, _ in chunk], [doc_texts[d] for d, _, _ in chunk])
             target = torch.tensor([t for _, _, t in chunk], dtype=torch.float32, device=scorer.device)
-            loss = loss_fn(logits.float(), target)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            progress(step / steps, f"cross-encoder epoch {epoch + 1}/{cfg.cross_epochs}, step {step}/{steps}, "
-                                   f"loss {np.mean(losses[-20:]):.3f}")
+            loop.step(loss_fn(logits.float(), target), epoch, cfg.cross_epochs)
     model.eval()
-    return {"examples": len(examples), "steps": steps, "final_loss": float(np.mean(losses[-20:])),
-            "seconds": time.monotonic() - started}
+    return {"examples": len(examples), **loop.summary()}
