@@ -1,0 +1,46 @@
+"""GPL on a tiny corpus with the bundled model (teacher: a cross-encoder head on the same weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.encoders import load_bi_encoder
+from core.errors import ModelError
+from core.gpl import GplConfig, TitleQueries, mine, train_gpl
+from core.training import CrossScorer
+
+DOCS = [
+    ("Pancreatic cancer surgery", "Resection outcomes for pancreatic adenocarcinoma in older adults."),
+    ("Asthma in children", "Inhaled corticosteroids reduced exacerbations in childhood asthma."),
+    ("Heart attack care", "Early angioplasty after acute myocardial infarction lowered mortality."),
+    ("", "Breast cancer screening by mammography. Detection rates rose."),
+]
+
+
+def test_title_queries_fall_back_to_the_first_sentence():
+    assert TitleQueries().generate(DOCS, 1) == [["Pancreatic cancer surgery"], ["Asthma in children"],
+                                                 ["Heart attack care"], ["Breast cancer screening by mammography."]]
+
+
+@pytest.fixture(scope="module")
+def models(encoder_path):
+    return load_bi_encoder(encoder_path, "cpu", 64), CrossScorer(encoder_path, "cpu", 64)
+
+
+def test_mining_never_uses_the_positive_as_its_negative_and_gpl_changes_the_encoder(models):
+    encoder, teacher = models
+    cfg = GplConfig(negatives_per_query=2, batch_size=4, lr=1e-4)
+    ex = mine(encoder, teacher, DOCS, TitleQueries(), cfg)
+    assert len(ex.queries) == 8 and len(ex.margins) == 8
+    assert all(p != n for p, n in zip(ex.positives, ex.negatives, strict=True))
+    before = encoder.encode(["pancreatic cancer"], normalize_embeddings=True)
+    stats = train_gpl(encoder, ex, cfg)
+    assert stats["steps"] == 2
+    assert not np.allclose(before, encoder.encode(["pancreatic cancer"], normalize_embeddings=True), atol=1e-5)
+
+
+def test_documents_without_text_give_a_clear_error(models):
+    encoder, teacher = models
+    with pytest.raises(ModelError, match="no query"):
+        mine(encoder, teacher, [("", "")], TitleQueries(), GplConfig())
