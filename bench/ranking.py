@@ -19,7 +19,6 @@ import numpy as np
 
 from bench.common import ROOT, machine, update_benchmarks
 from core.bicross import evaluate_ranker, fit_baseline, fit_bicross, make_label_table
-from core.catalog import LabelRow
 from core.config import Settings
 from core.demo import demo_taxonomy, read_demo_corpus
 from core.encoders import default_encoder_path, load_bi_encoder
@@ -27,6 +26,7 @@ from core.index import ExactIndex
 from core.metrics import evaluate
 from core.ranker import BiCrossRanker
 from core.reports import ImportReport
+from core.taxonomy import LabelRow
 from core.training import TrainConfig
 
 SYSTEMS = ("zero_shot", "bi", "bicross", "baseline")

@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 
 from core.baseline import BaselineRanker
-from core.catalog import LabelRow
 from core.encoders import load_bi_encoder
 from core.errors import ModelError
 from core.metrics import evaluate
 from core.ranker import BiCrossRanker, Fusion, LabelRanker, LabelTable
-from core.taxonomy import label_text
+from core.taxonomy import LabelRow, label_text
 from core.training import (
     CrossScorer,
     Progress,

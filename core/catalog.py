@@ -8,20 +8,9 @@ from typing import Any
 from sqlalchemy import String, func, select
 
 from core.corpus import document_text
+from core.taxonomy import LabelRow
 from storage.db import Database
 from storage.models import ASSIGNMENT_GOLD, Document, DocumentLabel, Label, LabelParent
-
-
-@dataclass(frozen=True)
-class LabelRow:
-    """A servable label: row id, stable id, names and parents (row ids)."""
-
-    id: int
-    external_id: str
-    pref_label: str
-    alt_labels: tuple[str, ...] = ()
-    parent_ids: tuple[int, ...] = ()
-    description: str = ""
 
 
 @dataclass

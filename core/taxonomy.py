@@ -28,6 +28,18 @@ class Concept:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LabelRow:
+    """A servable label: row id, stable id, names and parents (row ids)."""
+
+    id: int
+    external_id: str
+    pref_label: str
+    alt_labels: tuple[str, ...] = ()
+    parent_ids: tuple[int, ...] = ()
+    description: str = ""
+
+
 @dataclass
 class Taxonomy:
     """A poly-hierarchy of concepts keyed by id, with the report of how it was read."""

@@ -7,11 +7,11 @@ import pytest
 
 from core.active_learning import ActiveLearningCycle, ALConfig
 from core.bicross import make_label_table
-from core.catalog import LabelRow
 from core.encoders import load_bi_encoder
 from core.errors import XmtcError
 from core.oracle import SimulatedOracle
 from core.ranker import BiCrossRanker
+from core.taxonomy import LabelRow
 from core.training import CrossScorer
 
 OLD = [LabelRow(1, "mi", "Myocardial Infarction"), LabelRow(2, "bc", "Breast Neoplasms"), LabelRow(3, "hu", "Humans")]

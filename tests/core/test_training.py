@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from core.bicross import fit_bicross, make_label_table
-from core.catalog import LabelRow
 from core.errors import ModelError
 from core.ranker import BiCrossRanker, load_ranker
+from core.taxonomy import LabelRow
 from core.training import TrainConfig, conflict_free_batches, cross_examples
 from core.versions import read_manifest, write_bundle
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from core.bicross import make_label_table
-from core.catalog import LabelRow, documents
+from core.catalog import documents
 from core.encoders import load_bi_encoder
 from core.errors import NotFound
 from core.imports import import_taxonomy
 from core.predictions import predict_split, predictions_for
 from core.projects import create_project
 from core.ranker import BiCrossRanker, load_ranker
-from core.taxonomy import read_taxonomy
+from core.taxonomy import LabelRow, read_taxonomy
 from core.versions import activate, active_version, register_version, write_bundle
 from storage.models import Document
 from tests.fakes import TAXONOMY_CSV, write
