@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     for key, w, lw in (("bi_model_only", 0.0, 0.0), ("bi_prior_only", None, 0.0)):
         ids = ranker.candidates(doc_vecs, prior_weight=w, lexical=hits, lexical_weight=lw)[0]
         results["systems"][key] = evaluate([[int(i) for i in r if i >= 0] for r in ids], test_gold, names)
+    results["candidate_recall"] = {  # the ceiling a wider re-ranking would have
+        str(n): evaluate([[int(i) for i in r if i >= 0] for r in ranker.candidates(doc_vecs, n=n, lexical=hits)[0]],
+                         test_gold, (f"R@{n}",))[f"R@{n}"] for n in (30, 50, 100)}
     results["systems"]["bicross"] = evaluate_ranker(ranker, test_texts, test_gold, progress=progress_printer("eval"))
     log(f"bi {results['systems']['bi']}\nbicross {results['systems']['bicross']}")
 
