@@ -96,8 +96,8 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     pretrained = default_encoder_path(settings.encoder_path)
     base = None
     active = active_version(ctx.db, ctx.project_id)
-    if active is not None and active.kind in ("bicross", "zero_shot"):
-        base = load_ranker(active.path, settings.device)
+    if active is not None and active.kind in ("bicross", "zero_shot") and not (cfg.train_bi and cfg.train_cross):
+        base = load_ranker(active.path, settings.device)  # supplies the parts not retrained
     # Parts not retrained are kept from the active version: its bi-encoder is the starting point.
     start_from = base.bi_path if (not cfg.train_bi and base is not None) else pretrained
     texts, gold = [d.text for d in train], [set(d.gold) for d in train]

@@ -153,6 +153,15 @@ def save_upload(uploaded: Any) -> Path:
     return path
 
 
+def job_summary(result: dict[str, Any]) -> str:
+    """One line about what a finished job produced (an import report, or test metrics per model)."""
+    if result.get("report"):
+        return str(result["report"])
+    parts = [f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out["metrics"].items())
+             for name, out in result.items() if isinstance(out, dict) and out.get("metrics")]
+    return "; ".join(parts)
+
+
 def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...], limit: int) -> bool:
     jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
     if not jobs:
@@ -163,8 +172,8 @@ def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds:
         cols[0].markdown(f"**#{job.id} {job.title}**  \n`{job.status}` · attempt {job.attempts}")
         if job.status == "failed":
             cols[1].error(job.error or job.message)
-        elif job.status == "done" and job.result.get("report"):
-            cols[1].progress(1.0, text=f"done: {job.result['report']}")
+        elif job.status == "done" and job_summary(job.result):
+            cols[1].progress(1.0, text=f"done: {job_summary(job.result)}")
         else:
             cols[1].progress(job.progress, text=job.message or job.status)
         if job.active and user.is_admin and not job.cancel_requested:
