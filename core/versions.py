@@ -20,6 +20,7 @@ from storage.models import ModelVersion, Project, utcnow
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
+STALE_TMP_S = 6 * 3600  # a temporary bundle folder this old belongs to a writer that died
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ def write_bundle(models_dir: Path, project_id: int, kind: str, fill: Callable[[P
     """
     parent = models_dir / f"project-{project_id}"
     parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(parent)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     try:
         manifest = fill(tmp)
@@ -62,6 +64,18 @@ def write_bundle(models_dir: Path, project_id: int, kind: str, fill: Callable[[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def sweep_stale(parent: Path, older_than_s: float = STALE_TMP_S) -> list[Path]:
+    """Delete temporary bundle folders left by writers killed mid-write (kill -9, power loss)."""
+    import time
+
+    gone = []
+    for tmp in parent.glob(".tmp-*"):
+        if tmp.is_dir() and time.time() - tmp.stat().st_mtime > older_than_s:
+            shutil.rmtree(tmp, ignore_errors=True)
+            gone.append(tmp)
+    return gone
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import streamlit as st
 from core import auth
 from core.config import Settings
 from core.errors import XmtcError
-from core.jobs import enqueue, list_jobs, load_handlers, request_cancel
+from core.jobs import enqueue, list_jobs, load_handlers, reap_orphans, request_cancel
 from core.worker import ensure_worker
 from storage.db import Database
 from storage.models import ROLE_ADMIN, User
@@ -106,7 +106,9 @@ def page_setup(title: str, icon: str = "") -> tuple[Database, CurrentUser, int]:
 
 
 def keep_worker_alive(db: Database) -> None:
+    """Fail or re-queue jobs whose worker died, and start a local worker when none is alive."""
     try:
+        reap_orphans(db, settings().worker_heartbeat_timeout_s)
         ensure_worker(db, settings())
     except OSError as exc:  # an unwritable data folder must not break the page
         st.warning(f"Could not start the background worker: {exc}")

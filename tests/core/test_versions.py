@@ -70,3 +70,19 @@ def test_activating_a_version_of_another_project_is_refused(db, project, tmp_pat
     vid = _version(db, project, tmp_path, encoder_path, {})
     with pytest.raises(NotFound):
         activate(db, other, vid)
+
+
+def test_temporary_folders_of_killed_writers_are_swept_later(tmp_path):
+    import os
+    import time
+
+    from core.versions import sweep_stale
+
+    parent = tmp_path / "project-1"
+    old, fresh = parent / ".tmp-old", parent / ".tmp-fresh"
+    old.mkdir(parents=True)
+    fresh.mkdir()
+    past = time.time() - 7 * 3600
+    os.utime(old, (past, past))
+    assert sweep_stale(parent) == [old]
+    assert fresh.is_dir() and not old.exists()

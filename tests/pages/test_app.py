@@ -188,3 +188,19 @@ def test_admin_imports_a_taxonomy_and_documents_through_jobs(db, data_dir, tmp_p
     assert (info.labels, info.documents) == (5, 3)
     at.run()
     assert "Import data into Fresh" in [e.label for e in at.expander]
+
+
+def test_a_job_whose_worker_died_is_shown_failed_on_the_next_page_view(seeded):
+    import datetime as dt
+
+    from core.jobs import claim_next, enqueue, get_job
+    from storage.models import Job, utcnow
+
+    db = seeded["db"]
+    job_id = enqueue(db, "build_label_index", seeded["project"])
+    claim_next(db, "dead-worker", kinds=("build_label_index",))
+    with db.session() as s:
+        s.get(Job, job_id).heartbeat_at = utcnow() - dt.timedelta(seconds=600)
+    at = signed_in("app.py", seeded["admin"])
+    assert get_job(db, job_id).status == "failed"
+    assert "stopped responding" in texts(at)
