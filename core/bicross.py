@@ -33,8 +33,10 @@ BI_WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TUNE_METRIC = "nDCG@10"
 
 
-def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0) -> LabelTable:
-    """Label texts (preferred name, optionally with ``alts`` alternative names) and training frequencies.
+def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0,
+                     parents: int = 0) -> LabelTable:
+    """Label texts (preferred name, optionally with ``alts`` alternative names and ``parents`` parent
+    names) and training frequencies.
 
     Raises:
         ModelError: a label has no text to embed.
@@ -43,8 +45,10 @@ def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], a
     if empty:
         raise ModelError(f"{len(empty)} label(s) have no name to embed, e.g. {empty[:3]}; give them a preferred label.")
     freq = Counter(lab for gold in doc_gold for lab in gold)
+    names = {lab.id: lab.pref_label for lab in labels}
     return LabelTable(np.array([lab.id for lab in labels], dtype=np.int64),
-                      [label_text(lab.pref_label, lab.alt_labels, alts) for lab in labels],
+                      [label_text(lab.pref_label, lab.alt_labels, alts,
+                                  [names.get(p, "") for p in lab.parent_ids[:parents]]) for lab in labels],
                       [lab.external_id for lab in labels],
                       np.array([freq.get(lab.id, 0) for lab in labels], dtype=np.float32))
 
@@ -121,7 +125,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     tr, val = validation_split(len(texts), cfg.validation_share, cfg.seed)
     tr_texts, tr_gold = [texts[i] for i in tr], [gold[i] for i in tr]
     val_texts, val_gold = [texts[i] for i in val], [gold[i] for i in val]
-    table = make_label_table(labels, tr_gold, cfg.label_alts)
+    table = make_label_table(labels, tr_gold, cfg.label_alts, cfg.label_parents)
     known = set(int(i) for i in table.ids)
     tr_gold = [{g for g in s if g in known} for s in tr_gold]
     stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table)}
@@ -153,7 +157,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
 def fit_baseline(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
                  gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = _noop) -> FitResult:
     """Train the classification-head baseline on all training documents."""
-    table = make_label_table(labels, gold, cfg.label_alts)
+    table = make_label_table(labels, gold, cfg.label_alts, cfg.label_parents)
     encoder = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
     ranker = BaselineRanker(encoder, table)
     stats = ranker.train(list(texts), [set(g) for g in gold], cfg, progress)

@@ -385,7 +385,11 @@ def read_taxonomy(source: str | Path | IO[bytes], fmt: str | None = None) -> Tax
     return tax
 
 
-def label_text(pref_label: str, alt_labels: Iterable[str] = (), max_alts: int = 0) -> str:
-    """The text a model reads for a label: its preferred name, optionally with some alternative names."""
+def label_text(pref_label: str, alt_labels: Iterable[str] = (), max_alts: int = 0,
+               parent_names: Iterable[str] = ()) -> str:
+    """The text a model reads for a label: its preferred name, optionally enriched with some alternative
+    names (``(a; b)``) and the names of its parents (``[in: p]``)."""
     alts = [a for a in alt_labels if a and a != pref_label][:max_alts]
-    return pref_label if not alts else f"{pref_label} ({'; '.join(alts)})"
+    text = pref_label if not alts else f"{pref_label} ({'; '.join(alts)})"
+    parents = [p for p in parent_names if p]
+    return text if not parents else f"{text} [in: {'; '.join(parents)}]"

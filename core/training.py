@@ -45,6 +45,7 @@ class TrainConfig:
     baseline_epochs: int = 8
     baseline_lr_head: float = 3e-3
     label_alts: int = 0
+    label_parents: int = 0
     validation_share: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -89,3 +89,11 @@ def test_mesh_2015_tree_numbers_build_a_poly_hierarchy(shared_data):
     assert sum(1 for c in tax.concepts.values() if len(c.extra["tree_numbers"]) > 1) == 14447
     mi = next(c for c in tax.concepts.values() if c.pref_label == "Myocardial Infarction")
     assert {tax.concepts[p].pref_label for p in mi.parents} >= {"Myocardial Ischemia"}
+
+
+def test_label_text_enrichment():
+    from core.taxonomy import label_text
+
+    assert label_text("Myocardial Infarction") == "Myocardial Infarction"
+    assert label_text("MI", ["Heart Attack", "MI", "Infarct"], max_alts=1) == "MI (Heart Attack)"
+    assert label_text("MI", parent_names=["Myocardial Ischemia", ""]) == "MI [in: Myocardial Ischemia]"
