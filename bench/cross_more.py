@@ -1,0 +1,59 @@
+"""Does more cross-encoder training close the gap? Continue a saved BiCross bundle's cross-encoder.
+
+Usage: python -m bench.cross_more BUNDLE [--epochs 1] [--positives 4] [--seed 1]
+
+Loads the bundle `bench.ranking` saved, trains its cross-encoder on fresh (document, label) pairs
+from TRAIN (a new seed draws other positives and negatives), re-tunes the blend on the same
+validation documents, and evaluates on TEST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from bench.common import ROOT, machine, update_benchmarks
+from bench.ranking import load_split, log, progress_printer
+from core.bicross import evaluate_ranker, tune_fusion, validation_split
+from core.config import Settings
+from core.ranker import BiCrossRanker, load_ranker
+from core.training import TrainConfig, cross_examples, train_cross_encoder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--positives", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    command = "python -m bench.cross_more " + " ".join(sys.argv[1:] if argv is None else argv)
+    _, train, test = load_split(Settings.from_env().demo_data_dir)
+    ranker: BiCrossRanker = load_ranker(args.bundle, "cpu")
+    base = TrainConfig()
+    tr, val = validation_split(len(train), base.validation_share, base.seed)  # the split the bundle was tuned on
+    tr_texts, tr_gold = [train[i][0] for i in tr], [train[i][1] for i in tr]
+    cfg = TrainConfig(cross_epochs=args.epochs, cross_positives_per_doc=args.positives, seed=args.seed)
+    cand, _ = ranker.candidates(ranker.embed_documents(tr_texts), n=cfg.cross_top_k)
+    examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, random.Random(args.seed))
+    label_texts = {int(i): t for i, t in zip(ranker.table.ids, ranker.table.texts, strict=True)}
+    stats = train_cross_encoder(ranker.cross, examples, tr_texts, label_texts, cfg, progress_printer("cross"))
+    fusion = tune_fusion(ranker, [train[i][0] for i in val], [train[i][1] for i in val])
+    metrics = evaluate_ranker(ranker, [t for t, _ in test], [g for _, g in test], progress=progress_printer("eval"))
+    log(f"after more cross-encoder training: {metrics} (fusion {fusion})")
+    result = {"metrics": metrics, "fusion": fusion, "cross": stats, "machine": machine(), "command": command}
+    (ROOT / "bench" / "results" / "cross_more.json").write_text(json.dumps(result, indent=2))
+    m = metrics
+    update_benchmarks("cross_more", f"""## More cross-encoder training (`bench/cross_more.py`)
+
+Command: `{command}` · machine: {result['machine']}. The bundle of `bench.ranking`, its cross-encoder trained
+{args.epochs} more epoch(s) on {stats['examples']:,} fresh pairs ({stats['seconds'] / 60:.1f} min), blend re-tuned
+(bi weight {fusion.get('bi_weight')}): P@1 {m['P@1']:.3f}, P@5 {m['P@5']:.3f}, R@10 {m['R@10']:.3f},
+nDCG@10 {m['nDCG@10']:.3f}, R@30 {m['R@30']:.3f} on TEST.""")
+
+
+if __name__ == "__main__":
+    main()
