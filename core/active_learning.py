@@ -14,7 +14,7 @@ from core.acquisition import Acquisition, Question, make_strategy
 from core.errors import ModelError, XmtcError
 from core.oracle import Answer, Oracle
 from core.ranker import BiCrossRanker
-from core.training import Progress, TrainConfig, _noop, train_bi_encoder, train_cross_encoder
+from core.training import Progress, TrainConfig, no_progress, train_bi_encoder, train_cross_encoder
 
 
 @dataclass
@@ -124,7 +124,7 @@ class ActiveLearningCycle:
         pairs = [(d, lab) for d, gold in self.replay_gold.items() for lab in gold]
         return self.rng.sample(pairs, min(n, len(pairs)))
 
-    def train(self, progress: Progress = _noop) -> dict[str, Any]:
+    def train(self, progress: Progress = no_progress) -> dict[str, Any]:
         """One training step: bi-encoder on new positives + replay, re-index, cross-encoder."""
         positives = [q for q, a in self.answers.items() if a == "yes"]
         if not positives:
@@ -176,7 +176,7 @@ class ActiveLearningCycle:
     # --- the loop --------------------------------------------------------------------------
 
     def run(self, oracle: Oracle, iterations: int, evaluate: Callable[[BiCrossRanker], dict] | None = None,
-            progress: Progress = _noop) -> list[Iteration]:
+            progress: Progress = no_progress) -> list[Iteration]:
         """Run ``iterations`` select -> answer -> train rounds; ``evaluate`` is measured after each."""
         if evaluate is not None and not self.history:
             self.history.append(Iteration(0, 0, 0, 0, 0, 0.0, metrics=evaluate(self.ranker)))

@@ -11,7 +11,7 @@ import numpy as np
 from core.encoders import load_bi_encoder
 from core.errors import ModelError
 from core.ranker import LabelTable, Prediction, _resolve, check_texts
-from core.training import Progress, Steps, TrainConfig, _noop, encoder_features
+from core.training import Progress, Steps, TrainConfig, encoder_features, no_progress
 
 
 class BaselineRanker:
@@ -35,7 +35,7 @@ class BaselineRanker:
         return self.encoder(encoder_features(self.encoder, texts))["sentence_embedding"]
 
     def train(self, doc_texts: list[str], doc_gold: list[set[int]], cfg: TrainConfig,
-              progress: Progress = _noop) -> dict[str, Any]:
+              progress: Progress = no_progress) -> dict[str, Any]:
         """Fine-tune encoder and head on the documents' gold labels."""
         import torch
 

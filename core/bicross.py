@@ -21,8 +21,8 @@ from core.training import (
     CrossScorer,
     Progress,
     TrainConfig,
-    _noop,
     cross_examples,
+    no_progress,
     train_bi_encoder,
     train_cross_encoder,
 )
@@ -79,7 +79,7 @@ class FitResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], progress: Progress = _noop,
+def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], progress: Progress = no_progress,
                 lexical: bool = True) -> dict:
     """Choose the prior and lexical weights (bi-encoder stage) and the bi/cross blend on validation documents."""
     if not texts:
@@ -111,7 +111,7 @@ def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], p
 
 
 def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
-                gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = _noop,
+                gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress,
                 cross_init: str | None = None, base: BiCrossRanker | None = None) -> FitResult:
     """Train the bi-encoder and the cross-encoder (as ``cfg`` asks) and tune the score fusion.
 
@@ -155,7 +155,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
 
 
 def fit_baseline(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
-                 gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = _noop) -> FitResult:
+                 gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress) -> FitResult:
     """Train the classification-head baseline on all training documents."""
     table = make_label_table(labels, gold, cfg.label_alts, cfg.label_parents)
     encoder = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
@@ -165,7 +165,7 @@ def fit_baseline(encoder_path: str, device: str, labels: Sequence[LabelRow], tex
 
 
 def evaluate_ranker(ranker: LabelRanker, texts: list[str], gold: list[set[int]], k: int = 30,
-                    batch: int = 32, progress: Progress = _noop) -> dict[str, float]:
+                    batch: int = 32, progress: Progress = no_progress) -> dict[str, float]:
     """P@1, P@5, R@10, nDCG@10 (and R@30 of the ranked list) over documents."""
     rankings = []
     for s in range(0, len(texts), batch):

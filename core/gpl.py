@@ -18,7 +18,7 @@ import numpy as np
 
 from core.encoders import encode
 from core.errors import ModelError
-from core.training import CrossScorer, Progress, _noop
+from core.training import CrossScorer, Progress, no_progress
 
 
 @dataclass
@@ -114,7 +114,7 @@ class GplExamples:
 
 
 def mine(encoder: Any, teacher: CrossScorer, docs: Sequence[tuple[str, str]], generator: QueryGenerator,
-         cfg: GplConfig, progress: Progress = _noop) -> GplExamples:
+         cfg: GplConfig, progress: Progress = no_progress) -> GplExamples:
     """Pseudo-queries, hard negatives from the encoder's top-k, and the teacher's margins."""
     rng = random.Random(cfg.seed)
     texts = [a or t for t, a in docs]
@@ -151,7 +151,7 @@ def _logits(teacher: CrossScorer, queries: list[str], docs: list[str], batch: in
     return out
 
 
-def train_gpl(encoder: Any, examples: GplExamples, cfg: GplConfig, progress: Progress = _noop) -> dict[str, Any]:
+def train_gpl(encoder: Any, examples: GplExamples, cfg: GplConfig, progress: Progress = no_progress) -> dict[str, Any]:
     """Fine-tune ``encoder`` in place with MarginMSE on the mined triples (sentence-transformers' trainer)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments

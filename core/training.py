@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Progress = Callable[[float, str], None]
 
 
-def _noop(_: float, __: str) -> None:
+def no_progress(_: float, __: str) -> None:
     return None
 
 
@@ -145,7 +145,7 @@ class Steps:
 
 
 def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_gold: Sequence[set[int]],
-                     label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop,
+                     label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = no_progress,
                      pairs: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
     """Fine-tune ``model`` in place with MultipleNegativesRankingLoss on positive (document, label) pairs.
 
@@ -259,7 +259,7 @@ def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[i
 
 
 def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, float]], doc_texts: Sequence[str],
-                        label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = _noop) -> dict[str, Any]:
+                        label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = no_progress) -> dict[str, Any]:
     """Fine-tune the cross-encoder with binary cross-entropy on (document, label, target) triples."""
     import torch
 
