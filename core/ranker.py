@@ -122,14 +122,19 @@ class BiCrossRanker:
         self.fusion = fusion or Fusion()
         self.timings: dict[str, float] = {"bi": 0.0, "cross": 0.0}
         self.bi_path = ""  # where the bi-encoder was loaded from (set by load)
+        self._removed: set[int] = set()  # labels taken out of predictions (kept in the table for history)
         self._refresh_prior()
 
     def _refresh_prior(self) -> None:
+        """Derive the prior, the name matcher and the always-considered frequent labels from the table."""
         self._prior = self.table.prior()
         self._lexical = LexicalMatcher(self.table.ids, self.table.texts)
-        self._removed: set[int] = set()
-        k = min(self.fusion.prior_candidates, len(self.table))
-        self._frequent = self.table.ids[np.argsort(-self.table.freq, kind="stable")[:k]] if k else self.table.ids[:0]
+        self._refresh_frequent()
+
+    def _refresh_frequent(self) -> None:
+        by_freq = self.table.ids[np.argsort(-self.table.freq, kind="stable")]
+        live = np.array([i for i in by_freq if int(i) not in self._removed], dtype=np.int64)
+        self._frequent = live[: self.fusion.prior_candidates]
 
     @classmethod
     def build(cls, bi_encoder: Any, table: LabelTable, cross: CrossScorer | None = None,
@@ -229,9 +234,8 @@ class BiCrossRanker:
         grown[rows] = vecs
         self.vectors = grown
         self.index.add(np.array(ids, dtype=np.int64), vecs)
-        removed = self._removed - {int(i) for i in ids}
+        self._removed -= {int(i) for i in ids}
         self._refresh_prior()
-        self._removed = removed
 
     def reindex(self, progress: Any = None) -> None:
         """Re-embed every label with the current bi-encoder and rebuild the index (after training)."""
@@ -244,9 +248,8 @@ class BiCrossRanker:
     def remove_labels(self, ids: list[int]) -> None:
         """Take labels out of predictions (they stay in the table for history)."""
         self.index.remove(np.array(ids, dtype=np.int64))
-        gone = {int(i) for i in ids}
-        self._removed |= gone
-        self._frequent = np.array([f for f in self._frequent if int(f) not in gone], dtype=np.int64)
+        self._removed |= {int(i) for i in ids}
+        self._refresh_frequent()
 
     def save(self, folder: Path, copy_encoders: bool = True) -> dict[str, Any]:
         """Write the bundle's files into ``folder`` and return the manifest fields."""

@@ -93,6 +93,9 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         raise XmtcError("The project has no servable labels: import a taxonomy first.")
     if not any(d.gold for d in train):
         raise XmtcError("There is nothing to train on: no training document has a gold label.")
+    parts = [p for p, on in (("bicross", cfg.train_bi or cfg.train_cross), ("baseline", cfg.train_baseline)) if on]
+    if not parts:
+        raise XmtcError("Nothing to train: choose the bi-encoder, the cross-encoder or the baseline.")
     pretrained = default_encoder_path(settings.encoder_path)
     base = None
     active = active_version(ctx.db, ctx.project_id)
@@ -101,9 +104,6 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     # Parts not retrained are kept from the active version: its bi-encoder is the starting point.
     start_from = base.bi_path if (not cfg.train_bi and base is not None) else pretrained
     texts, gold = [d.text for d in train], [set(d.gold) for d in train]
-    parts = [p for p, on in (("bicross", cfg.train_bi or cfg.train_cross), ("baseline", cfg.train_baseline)) if on]
-    if not parts:
-        raise XmtcError("Nothing to train: choose the bi-encoder, the cross-encoder or the baseline.")
     taxonomy_version_id, _ = _project_taxonomy(ctx)
     share = 1.0 / len(parts)
     made: dict[str, Any] = {}
