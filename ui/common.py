@@ -13,7 +13,7 @@ import streamlit as st
 from core import auth
 from core.config import Settings
 from core.errors import XmtcError
-from core.jobs import enqueue, list_jobs, load_handlers, reap_orphans, request_cancel
+from core.jobs import JobView, enqueue, list_jobs, load_handlers, reap_orphans, request_cancel
 from core.worker import ensure_worker
 from storage.db import Database
 from storage.models import ROLE_ADMIN, User
@@ -164,8 +164,7 @@ def job_summary(result: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _render_jobs(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...], limit: int) -> bool:
-    jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
+def _render_jobs(db: Database, jobs: list[JobView], user: CurrentUser) -> bool:
     if not jobs:
         st.caption("No jobs yet.")
         return False
@@ -189,12 +188,12 @@ def job_panel(db: Database, project_id: int | None, user: CurrentUser, kinds: tu
 
     @st.fragment(run_every=2.0)
     def live() -> None:
-        if not _render_jobs(db, project_id, user, kinds, limit):
+        if not _render_jobs(db, list_jobs(db, project_id, limit=limit, kinds=kinds), user):
             st.rerun()  # the last job finished: refresh the whole page to show what it produced
 
     jobs = list_jobs(db, project_id, limit=limit, kinds=kinds)
     if any(j.active for j in jobs):
         live()
     else:
-        _render_jobs(db, project_id, user, kinds, limit)
+        _render_jobs(db, jobs, user)
 
