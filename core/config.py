@@ -33,6 +33,9 @@ class Settings:
         worker_heartbeat_timeout_s: a job whose heartbeat is older is treated as orphaned
             (``XMTC_HEARTBEAT_TIMEOUT``, default 60).
         start_worker: whether the app starts a local worker when none is alive (``XMTC_START_WORKER``).
+        llm_base_url: an OpenAI-compatible API (``XMTC_LLM_BASE_URL``; empty: OpenAI's own).
+        llm_model: the chat model to ask (``XMTC_LLM_MODEL``).
+        llm_api_key: its key (``XMTC_LLM_API_KEY``, else ``OPENAI_API_KEY``); never stored or logged.
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -42,6 +45,9 @@ class Settings:
     device: str = "auto"
     worker_heartbeat_timeout_s: float = 60.0
     start_worker: bool = True
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
 
     ENV = {
         "data_dir": "XMTC_DATA_DIR",
@@ -51,6 +57,9 @@ class Settings:
         "device": "XMTC_DEVICE",
         "worker_heartbeat_timeout_s": "XMTC_HEARTBEAT_TIMEOUT",
         "start_worker": "XMTC_START_WORKER",
+        "llm_base_url": "XMTC_LLM_BASE_URL",
+        "llm_model": "XMTC_LLM_MODEL",
+        "llm_api_key": "XMTC_LLM_API_KEY",
     }
 
     @property
@@ -76,4 +85,7 @@ class Settings:
             device=env.get("XMTC_DEVICE", "auto"),
             worker_heartbeat_timeout_s=float(env.get("XMTC_HEARTBEAT_TIMEOUT", "60")),
             start_worker=env.get("XMTC_START_WORKER", "1").lower() not in ("0", "false", "no"),
+            llm_base_url=env.get("XMTC_LLM_BASE_URL", ""),
+            llm_model=env.get("XMTC_LLM_MODEL", ""),
+            llm_api_key=env.get("XMTC_LLM_API_KEY") or env.get("OPENAI_API_KEY", ""),
         )

@@ -67,12 +67,16 @@ def load_bi_encoder(path: str | Path, device: str = "auto", max_seq_length: int 
 
 
 def encode(model: SentenceTransformer, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
-    """Normalized embeddings of ``texts``; ``progress(done, total)`` is called after each batch."""
+    """Normalized embeddings of ``texts``; ``progress(done, total)`` is called after each batch.
+
+    Texts are batched longest first, so a batch pads to similar lengths (rows come back in input order).
+    """
     out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
     for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
-        out[start:start + len(chunk)] = model.encode(chunk, batch_size=batch_size, normalize_embeddings=True,
-                                                     convert_to_numpy=True, show_progress_bar=False)
+        rows = order[start:start + batch_size]
+        out[rows] = model.encode([texts[i] for i in rows], batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
         if progress is not None:
-            progress(start + len(chunk), len(texts))
+            progress(start + len(rows), len(texts))
     return out

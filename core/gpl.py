@@ -24,7 +24,7 @@ from core.training import CrossScorer, Progress, no_progress
 @dataclass
 class GplConfig:
     queries_per_doc: int = 1
-    negatives_per_query: int = 1
+    negatives_per_query: int = 3
     mine_top_k: int = 50
     epochs: int = 1
     batch_size: int = 16

@@ -20,8 +20,10 @@ class EmbeddingCache:
 
     def get(self, key: str, encoder: Any, doc_ids: Sequence[int], texts: Sequence[str], progress: Any = None) -> np.ndarray:
         """Embeddings of ``texts`` (rows aligned with ``doc_ids``), computed only if not cached for ``key``."""
-        digest = hashlib.sha1(np.asarray(doc_ids, dtype=np.int64).tobytes()).hexdigest()[:12]
-        path = self.folder / f"{key}-{digest}.npy"
+        digest = hashlib.sha1(np.asarray(doc_ids, dtype=np.int64).tobytes())
+        for text in texts:  # an edited or re-imported document must not reuse a stale vector
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+        path = self.folder / f"{key}-{digest.hexdigest()[:16]}.npy"
         if path.is_file():
             return np.load(path)
         vectors = encode(encoder, list(texts), progress=progress)
@@ -32,17 +34,28 @@ class EmbeddingCache:
         return vectors
 
 
-def build_pools(doc_ids: Sequence[int], doc_vectors: np.ndarray, label_vectors: Mapping[int, np.ndarray],
-                size: int) -> dict[int, list[int]]:
-    """For each label, its ``size`` nearest documents, best first (a size above the corpus means the corpus)."""
+def default_pool_size(corpus_size: int) -> int:
+    """The paper's 1000 documents per label, scaled down on a small corpus (a quarter of it, at least 50)."""
+    return max(1, min(1000, max(50, corpus_size // 4), corpus_size))
+
+
+def scored_pools(doc_ids: Sequence[int], doc_vectors: np.ndarray, label_vectors: Mapping[int, np.ndarray],
+                 size: int) -> dict[int, list[tuple[int, float]]]:
+    """For each label, its ``size`` nearest (document, cosine), best first (a size above the corpus means the corpus)."""
     ids = np.asarray(doc_ids, dtype=np.int64)
     size = min(size, len(ids))
-    pools: dict[int, list[int]] = {}
+    pools: dict[int, list[tuple[int, float]]] = {}
     for lid, vec in label_vectors.items():
         sims = doc_vectors @ np.asarray(vec, dtype=np.float32)
         top = np.argsort(-sims, kind="stable")[:size]
-        pools[int(lid)] = [int(i) for i in ids[top]]
+        pools[int(lid)] = [(int(ids[i]), float(sims[i])) for i in top]
     return pools
+
+
+def build_pools(doc_ids: Sequence[int], doc_vectors: np.ndarray, label_vectors: Mapping[int, np.ndarray],
+                size: int) -> dict[int, list[int]]:
+    """For each label, its ``size`` nearest documents, best first."""
+    return {lid: [d for d, _ in pool] for lid, pool in scored_pools(doc_ids, doc_vectors, label_vectors, size).items()}
 
 
 def pool_recall(pools: Mapping[int, Sequence[int]], positives: Mapping[int, set[int]],

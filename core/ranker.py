@@ -66,6 +66,11 @@ class LabelTable:
         top = np.log1p(self.freq.max()) if len(self.freq) and self.freq.max() > 0 else 1.0
         return (np.log1p(self.freq) / top).astype(np.float32)
 
+    def typical_frequency(self) -> float:
+        """The median training frequency of the labels seen in training (0 when none was)."""
+        seen = self.freq[self.freq > 0]
+        return float(np.median(seen)) if len(seen) else 0.0
+
     def add(self, ids: list[int], texts: list[str], external_ids: list[str], freq: float = 0.0) -> None:
         """Add (or replace the text of) labels."""
         for i, t, e in zip(ids, texts, external_ids, strict=True):
@@ -126,12 +131,13 @@ class BiCrossRanker:
         self._refresh_prior()
 
     def _refresh_prior(self) -> None:
-        """Derive the prior, the name matcher and the always-considered frequent labels from the table."""
-        self._prior = self.table.prior()
+        """Derive the name matcher, the prior and the always-considered frequent labels from the table."""
         self._lexical = LexicalMatcher(self.table.ids, self.table.texts)
         self._refresh_frequent()
 
     def _refresh_frequent(self) -> None:
+        """The prior and the most frequent live labels (after a frequency or removal change)."""
+        self._prior = self.table.prior()
         by_freq = self.table.ids[np.argsort(-self.table.freq, kind="stable")]
         live = np.array([i for i in by_freq if int(i) not in self._removed], dtype=np.int64)
         self._frequent = live[: self.fusion.prior_candidates]
@@ -224,9 +230,16 @@ class BiCrossRanker:
                     for ri, rs in zip(ids, scores, strict=True)]
         return [p[:k] for p in self.rerank(texts, ids, scores)]
 
-    def add_labels(self, ids: list[int], texts: list[str], external_ids: list[str]) -> None:
-        """Serve new labels at once: embed their text and add them to the index (no retraining)."""
-        self.table.add(ids, texts, external_ids)
+    def typical_frequency(self) -> float:
+        return self.table.typical_frequency()
+
+    def add_labels(self, ids: list[int], texts: list[str], external_ids: list[str], freq: float | None = None) -> None:
+        """Serve new labels at once: embed their text and add them to the index (no retraining).
+
+        ``freq`` is their prior's training frequency; by default a typical label's (median), since a
+        label nobody has used in training yet is not known to be rare.
+        """
+        self.table.add(ids, texts, external_ids, self.typical_frequency() if freq is None else freq)
         vecs = encode(self.bi_encoder, texts)
         rows = [self.table.row(i) for i in ids]
         grown = np.zeros((len(self.table), self.vectors.shape[1]), dtype=np.float32)
@@ -236,6 +249,12 @@ class BiCrossRanker:
         self.index.add(np.array(ids, dtype=np.int64), vecs)
         self._removed -= {int(i) for i in ids}
         self._refresh_prior()
+
+    def set_frequency(self, freq: dict[int, float]) -> None:
+        """Set labels' training frequency (their prior)."""
+        for lid, f in freq.items():
+            self.table.freq[self.table.row(lid)] = np.float32(f)
+        self._refresh_frequent()
 
     def reindex(self, progress: Any = None) -> None:
         """Re-embed every label with the current bi-encoder and rebuild the index (after training)."""

@@ -20,6 +20,7 @@ from storage.models import ModelVersion, Project, utcnow
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
+SERVING_KINDS = ("zero_shot", "bicross", "baseline")  # the kinds that rank labels (others: e.g. "gpl" encoders)
 STALE_TMP_S = 6 * 3600  # a temporary bundle folder this old belongs to a writer that died
 
 
@@ -120,11 +121,18 @@ def activate(db: Database, project_id: int, version_id: int, user_id: int | None
         version = s.get(ModelVersion, version_id)
         if version is None or version.project_id != project_id:
             raise NotFound(f"Model version {version_id} does not belong to this project.")
+        if version.kind not in SERVING_KINDS:
+            raise XmtcError(f"v{version.number} is a {version.kind} model, not a label ranker: it cannot serve predictions.")
         read_manifest(Path(version.path))
         project = s.get(Project, project_id)
         previous = project.active_model_version_id
         project.active_model_version_id = version.id
         log_event(s, "model_activated", project_id, user_id, version=version.number, previous_id=previous)
+
+
+def latest_version(db: Database, project_id: int, kind: str) -> VersionView | None:
+    """The newest version of a kind (e.g. the latest domain-adapted encoder)."""
+    return next((v for v in list_versions(db, project_id) if v.kind == kind), None)
 
 
 def list_versions(db: Database, project_id: int) -> list[VersionView]:

@@ -6,11 +6,14 @@ import streamlit as st
 
 from core import versions
 from core.catalog import label_places
+from core.gpl import GplConfig
 from core.model_views import version_table
+from core.new_labels import ADAPT_ENCODER, BUILD_POOLS, GENERATORS
 from core.ranker import LabelRanker, load_ranker
 from core.tasks import BUILD_LABEL_INDEX, TRAIN_MODEL
 from core.training import TrainConfig
 from ui.common import job_panel, page_setup, run_action, settings, submit_job
+from ui.widgets import label_picker
 
 db, user, project_id = page_setup("Model")
 
@@ -30,8 +33,9 @@ else:
     st.caption("Metrics are measured on the project's test split when a version is trained.")
     if user.is_admin:
         cols = st.columns([3, 2])
-        choice = cols[0].selectbox("Version to serve", [v.id for v in all_versions], key="activate_pick",
-                                   format_func=lambda i: next(v.name for v in all_versions if v.id == i))
+        servable = [v for v in all_versions if v.kind in versions.SERVING_KINDS]
+        choice = cols[0].selectbox("Version to serve", [v.id for v in servable], key="activate_pick",
+                                   format_func=lambda i: next(v.name for v in servable if v.id == i))
         if cols[1].button("Activate (or roll back to) this version", key="activate") and run_action(
                 lambda: versions.activate(db, project_id, choice, user.id) or True):
             st.rerun()
@@ -62,8 +66,29 @@ if user.is_admin:
                    disabled=not any(v.active for v in all_versions)):
         submit_job(db, user, "predict_documents", project_id, {"split": "test"})
 
+    st.subheader("New labels: domain adaptation and document pools")
+    with st.form("gpl_form"):
+        g = st.columns([2, 3, 1])
+        generator = g[0].selectbox("Pseudo-queries from", list(GENERATORS), format_func=GENERATORS.get)
+        generator_path = g[1].text_input("Seq2seq checkpoint folder (for a local query generator)")
+        gpl_epochs = g[2].number_input("Epochs", 1, 10, GplConfig().epochs)
+        st.caption("GPL adapts a separate copy of the pretrained encoder to this corpus (the active model's "
+                   "cross-encoder labels the margins); pools are then built with the newest adapted encoder. "
+                   "About 5 minutes on the demo corpus on a 2-core CPU.")
+        if st.form_submit_button("Adapt an encoder (GPL)"):
+            submit_job(db, user, ADAPT_ENCODER, project_id, {"generator": generator, "generator_path": generator_path,
+                                                             "config": {"epochs": int(gpl_epochs)}})
+    with st.form("pool_form"):
+        new = label_picker(db, project_id, "New labels to build pools for")
+        size = st.number_input("Documents per pool (0: a quarter of the corpus, at most 1,000)", 0, 100_000, 0)
+        if st.form_submit_button("Build the pools"):
+            if not new:
+                st.error("Choose at least one label.")
+            else:
+                submit_job(db, user, BUILD_POOLS, project_id, {"label_ids": new, "pool_size": int(size)})
+
 st.subheader("Jobs")
-job_panel(db, project_id, user, kinds=(BUILD_LABEL_INDEX, TRAIN_MODEL, "predict_documents"))
+job_panel(db, project_id, user, kinds=(BUILD_LABEL_INDEX, TRAIN_MODEL, "predict_documents", ADAPT_ENCODER, BUILD_POOLS))
 
 st.subheader("Try the active model")
 active = next((v for v in all_versions if v.active), None)

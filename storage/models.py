@@ -1,4 +1,4 @@
-"""ORM tables: projects, users, documents, taxonomy, assignments, models, jobs, events."""
+"""ORM tables: projects, users, documents, taxonomy, assignments, models, pools, jobs, events."""
 
 from __future__ import annotations
 
@@ -185,6 +185,25 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     taxonomy_version_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id", ondelete="SET NULL"))
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PoolEntry(Base):
+    """A document in a new label's candidate pool (the documents worth asking about for that label)."""
+
+    __tablename__ = "pool_entries"
+    __table_args__ = (
+        UniqueConstraint("label_id", "document_id", name="uq_pool_entry_label_document"),
+        Index("ix_pool_entries_label_rank", "label_id", "rank"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    # The (domain-adapted) encoder that built the pool; NULL: the pretrained one.
+    encoder_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -1,8 +1,11 @@
-"""Small shared widgets: a document rendered as text, label paths."""
+"""Small shared widgets: a document rendered as text, label paths, a label picker."""
 
 from __future__ import annotations
 
 import streamlit as st
+
+from core.catalog import servable_labels
+from storage.db import Database
 
 
 def document_view(title: str, abstract: str, keywords: list[str] | None = None) -> None:
@@ -18,3 +21,9 @@ def paths_view(paths: list[list[str]]) -> None:
     """Each root-to-label path of a label, as text."""
     for path in paths:
         st.text(" > ".join(path))
+
+
+def label_picker(db: Database, project_id: int, title: str) -> list[int]:
+    """Choose labels of the project's taxonomy by name (type to filter)."""
+    names = {lab.id: f"{lab.pref_label} ({lab.external_id})" for lab in servable_labels(db, project_id)}
+    return st.multiselect(title, list(names), format_func=names.get, placeholder="Type a label name")

@@ -63,3 +63,11 @@ def test_greedy_skips_asked_documents_in_rank_order():
 def test_an_unknown_strategy_is_named():
     with pytest.raises(ValueError, match="use one of"):
         make_strategy("clever")
+
+
+def test_greedy_picks_labels_uniformly_whatever_their_pool_sizes():
+    pools = {1: list(range(5000)), 2: list(range(5000, 5900)), 3: list(range(6000, 7000))}
+    batch = GreedyAcquisition().select(pools, set(), 2400, random.Random(3))
+    counts = {lab: sum(1 for _, x in batch if x == lab) for lab in pools}
+    assert all(700 < c < 900 for c in counts.values()), counts  # 800 each expected; not by pool size
+    assert all([d for d, x in batch if x == lab] == pools[lab][: counts[lab]] for lab in pools)  # top-ranked first

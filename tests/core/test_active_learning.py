@@ -51,13 +51,13 @@ def test_two_iterations_change_the_model_record_metrics_and_never_repeat_a_quest
     before = ranker.embed_documents([TEXTS[10]])
     calls = []
 
-    def evaluate(r):
-        calls.append(1)
+    def evaluate(r, iteration):
+        calls.append(iteration)
         return {"score": float(len(calls))}
 
     history = al.run(SimulatedOracle(NEW_GOLD), iterations=2, evaluate=evaluate)
     assert [h.number for h in history] == [0, 1, 2]
-    assert [h.metrics["score"] for h in history] == [1.0, 2.0, 3.0]
+    assert [h.metrics["score"] for h in history] == [1.0, 2.0, 3.0] and calls == [0, 1, 2]
     assert sum(h.asked for h in history) == 6 == len(al.answers)  # 6 distinct questions
     assert not np.allclose(before, ranker.embed_documents([TEXTS[10]]), atol=1e-5)
     assert al.answers_per_label() == {100: 6}
@@ -75,7 +75,7 @@ def test_replay_mixes_the_configured_ratio(ranker):
 def test_unsure_answers_are_neither_positive_nor_negative(ranker):
     al = cycle(ranker)
     al.record([(10, 100), (11, 100)], ["unsure", "unsure"])
-    assert al.train() == {"skipped": "no positive answer yet"}
+    assert al.train() == {"skipped": "no new positive answer yet"}
     assert al.select(10) and (10, 100) not in al.select(10)  # asked once, never again
 
 
@@ -89,3 +89,43 @@ def test_a_label_already_in_the_taxonomy_and_empty_pools_are_refused(ranker):
 def test_a_pool_larger_than_the_corpus_is_simply_the_corpus(ranker):
     al = ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, NEW, {100: sorted(TEXTS) * 3}, ALConfig())
     assert sorted(al.pools[100]) == sorted(TEXTS)
+
+
+def test_each_iteration_trains_on_fresh_answers_plus_recalled_earlier_ones(ranker):
+    al = cycle(ranker, recall_ratio=1.0, replay_ratio=0.0)
+    al.record([(10, 100), (11, 100)], ["yes", "no"])
+    first = al.train()
+    assert (first["fresh"], first["positives"]) == (1, 1)
+    assert al.train() == {"skipped": "no new positive answer yet"}  # nothing new: no retraining on old answers
+    al.record([(13, 100), (15, 100)], ["yes", "yes"])
+    second = al.train()
+    assert (second["fresh"], second["positives"]) == (2, 3)  # 2 fresh + the 1 earlier "yes" (ratio 1, capped)
+    assert set(second["seconds"]) >= {"bi", "labels", "cross"}
+
+
+def test_a_new_labels_prior_starts_typical_and_follows_confirmed_answers(ranker):
+    typical = ranker.typical_frequency()
+    al = cycle(ranker)
+    row = ranker.table.row(100)
+    assert ranker.table.freq[row] == typical > 0
+    al.base_freq = 1.0
+    al.record([(10, 100), (13, 100), (15, 100), (11, 100)], ["yes", "yes", "yes", "no"])
+    assert ranker.table.freq[row] == 3.0  # the confirmed count once it passes the typical frequency
+
+
+def test_only_the_head_of_each_pool_is_rescored(ranker):
+    order = [11, 12, 14, 10, 13, 15]  # the adapted encoder's order: the pancreatic documents last
+    al = ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, NEW, {100: order}, ALConfig(rerank_window=3))
+    al.record([(11, 100)], ["no"])
+    ranked = al.ranked_pools()[100]
+    assert set(ranked[:3]) == {12, 14, 10} and ranked[0] == 10  # head re-scored: the pancreatic one first
+    assert ranked[3:] == [13, 15] and 11 not in ranked  # the tail keeps its order; asked documents leave
+
+
+def test_a_label_with_an_empty_pool_is_reported_and_the_others_go_on(ranker):
+    al = ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, {100: "Pancreatic Neoplasms", 101: "Rare Thing"},
+                             {100: [10, 13], 101: []}, ALConfig())
+    assert al.empty_pools == ["Rare Thing"]
+    assert {lab for _, lab in al.select(5)} == {100}
+    with pytest.raises(XmtcError, match="have no text"):
+        ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, {102: "X"}, {102: [10, 999]})

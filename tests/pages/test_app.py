@@ -137,6 +137,31 @@ def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_
     assert at.dataframe[0].value["active"].tolist() == ["yes", ""]
 
 
+def test_model_page_queues_gpl_and_a_pool_job_for_the_chosen_labels(seeded, data_dir):
+    from core.versions import register_version, write_bundle
+
+    db, pid = seeded["db"], seeded["project"]
+    for kind in ("bicross", "gpl"):
+        register_version(db, pid, kind, write_bundle(data_dir / "models", pid, kind, lambda folder: {}), {}, {}, None,
+                         activate=kind == "bicross")
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    assert at.selectbox(key="activate_pick").options == ["v1 (bicross)"]  # an adapted encoder cannot serve
+    next(b for b in at.button if b.label == "Build the pools").click().run()
+    assert "Choose at least one label" in texts(at)
+    next(b for b in at.button if b.label == "Adapt an encoder (GPL)").click().run()
+    from storage.models import Label
+
+    with db.session() as s:
+        oncology = s.query(Label).filter_by(project_id=pid, external_id="onc").one().id
+    at.multiselect[0].select(oncology)
+    next(b for b in at.button if b.label == "Build the pools").click().run()
+    assert not at.exception
+    with db.session() as s:
+        jobs = {j.kind: j.params for j in s.query(Job).all()}
+    assert jobs["adapt_encoder"]["generator"] == "title"
+    assert jobs["build_pools"] == {"label_ids": [oncology], "pool_size": 0}
+
+
 def test_evaluate_page_shows_test_set_statistics(seeded):
     at = signed_in("pages/3_Evaluate.py", seeded["admin"])
     assert not at.exception

@@ -1,0 +1,100 @@
+"""The new-label jobs end to end on a tiny project: GPL adapts an encoder, the pool job stores pools."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from core.config import Settings
+from core.corpus import ColumnMapping, read_csv
+from core.errors import XmtcError
+from core.imports import import_corpus, import_taxonomy
+from core.jobs import enqueue, get_job
+from core.new_labels import load_pools
+from core.projects import create_project
+from core.reports import ImportReport
+from core.taxonomy import read_taxonomy
+from core.training import TrainConfig
+from core.versions import activate, active_version, list_versions
+from core.worker import WorkerProcess
+from storage.models import Document, Label, PoolEntry
+from tests.fakes import TAXONOMY_CSV, write
+
+CORPUS = """doc_id,title,abstract,tags,split
+1,Heart attack outcomes,Acute myocardial infarction patients followed for a year.,Myocardial Infarction|Cardiology,train
+2,Tumour growth,Breast tumours grew slowly in the cohort.,Breast Neoplasms,train
+3,Cardio-oncology,Heart damage after breast cancer therapy.,Cardiology|Breast Neoplasms,train
+4,Coronary care,Infarct size after thrombolysis.,Myocardial Infarction,train
+5,Radiotherapy,Radiation for breast cancer.,Breast Neoplasms,train
+6,Heart failure clinic,Cardiology outpatients.,Cardiology,test
+"""
+
+
+def run(db, kind, pid, params):
+    job_id = enqueue(db, kind, pid, params)
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    return get_job(db, job_id)
+
+
+@pytest.fixture
+def project(db, tmp_path):
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS),
+                                    ColumnMapping(id="doc_id", labels="tags", split="split"), report), report)
+    with db.session() as s:
+        labels = {lab.pref_label: lab.id for lab in s.scalars(select(Label).where(Label.project_id == pid))}
+    return pid, labels
+
+
+def test_gpl_needs_a_trained_cross_encoder(db, project):
+    pid, _ = project
+    job = run(db, "adapt_encoder", pid, {})
+    assert job.status == "failed" and "needs a cross-encoder" in job.error
+
+
+def test_gpl_adapts_a_separate_encoder_and_the_pool_job_uses_it(db, project, data_dir):
+    pid, labels = project
+    cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1)
+    assert run(db, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": 1}).status == "done"
+    served = active_version(db, pid)
+    job = run(db, "adapt_encoder", pid, {"config": {"batch_size": 2, "max_seq_length": 48}})
+    assert job.status == "done", job.error
+    assert job.result["documents"] == 5 and job.result["steps"] >= 1  # the test document is left out
+    gpl = next(v for v in list_versions(db, pid) if v.kind == "gpl")
+    assert active_version(db, pid).id == served.id  # an adapted encoder never serves
+    with pytest.raises(XmtcError, match="not a label ranker"):
+        activate(db, pid, gpl.id)
+
+    oncology = labels["Oncology"]
+    job = run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 3})
+    assert job.status == "done", job.error
+    assert job.result["encoder"] == f"v{gpl.id}" and job.result["pool_size"] == 3
+    with db.session() as s:
+        rows = s.scalars(select(PoolEntry).where(PoolEntry.label_id == oncology).order_by(PoolEntry.rank)).all()
+        assert [r.rank for r in rows] == [0, 1, 2] and {r.encoder_version_id for r in rows} == {gpl.id}
+        assert rows[0].score >= rows[1].score >= rows[2].score
+        test_doc = s.scalar(select(Document.id).where(Document.split == "test"))
+        assert test_doc not in {r.document_id for r in rows}
+    cached = list((data_dir / "embeddings" / f"project-{pid}").glob("*.npy"))
+    assert len(cached) == 1
+
+    # Rebuilt bigger than the corpus: replaced, capped at the 5 poolable documents, embeddings reused.
+    assert run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 50}).status == "done"
+    pool = load_pools(db, pid)[oncology]
+    assert len(pool) == 5 and len(set(pool)) == 5
+    assert list((data_dir / "embeddings" / f"project-{pid}").glob("*.npy")) == cached
+    with db.session() as s:  # a removed document leaves the pool
+        s.execute(update(Document).where(Document.id == pool[0]).values(removed=True))
+    assert pool[0] not in load_pools(db, pid, [oncology])[oncology]
+
+
+def test_the_pool_job_refuses_unknown_labels_and_an_empty_choice(db, project):
+    pid, _ = project
+    job = run(db, "build_pools", pid, {"label_ids": [99999]})
+    assert job.status == "failed" and "not in this project's taxonomy" in job.error
+    job = run(db, "build_pools", pid, {"label_ids": []})
+    assert job.status == "failed" and "at least one new label" in job.error
