@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bicross-every", type=int, default=4, help="measure BiCross every k iterations (slow)")
     parser.add_argument("--pool-size", type=int, default=400)
     parser.add_argument("--initial", type=Path, default=None, help="reuse a trained initial bundle")
+    parser.add_argument("--adapted", type=Path, default=None, help="reuse a GPL-adapted encoder saved by an earlier run")
     parser.add_argument("--skip-random", action="store_true")
     parser.add_argument("--initial-only", action="store_true", help="train and save the initial model, then stop")
     parser.add_argument("--no-write", action="store_true")
@@ -99,13 +100,20 @@ def main(argv: list[str] | None = None) -> None:
     pools_by = {}
     for stage in ("before", "after"):
         encoder = load_bi_encoder(pretrained, device, 128)
-        if stage == "after":
+        if stage == "after" and args.adapted:
+            encoder = load_bi_encoder(args.adapted, device, 128)
+            results["gpl"] = json.loads((args.adapted / "gpl_stats.json").read_text())
+        elif stage == "after":
             teacher = load_ranker(initial_bundle, device).cross
             started = time.monotonic()
             docs = [(t.split(". ", 1)[0], t.split(". ", 1)[-1]) for t in (texts[i] for i in train_ids)]
             ex = mine(encoder, teacher, docs, TitleQueries(), GplConfig(), progress_printer("gpl-mine"))
             results["gpl"] = {**train_gpl(encoder, ex, GplConfig(), progress_printer("gpl")),
-                              "total_seconds": time.monotonic() - started}
+                              "total_seconds": time.monotonic() - started, "config": GplConfig().as_dict()}
+            saved = ROOT / "var" / "bench" / f"gpl-{time.strftime('%Y%m%dT%H%M%S')}"
+            encoder.save(str(saved))
+            (saved / "gpl_stats.json").write_text(json.dumps(results["gpl"]))
+            log(f"GPL: {results['gpl']}; adapted encoder saved to {saved}")
         doc_vecs = encode(encoder, [texts[i] for i in train_ids])
         label_vecs = dict(zip(new_names_by_id, encode(encoder, list(new_names_by_id.values())), strict=True))
         pools_by[stage] = build_pools(train_ids, doc_vecs, label_vecs, max(POOL_KS))
@@ -185,6 +193,14 @@ def plot(r: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def phase_medians(curve: list[dict]) -> str:
+    phases = {}
+    for row in curve[1:]:
+        for k, v in row.get("phases", {}).items():
+            phases.setdefault(k, []).append(v)
+    return ", ".join(f"{k} {np.median(v):.1f} s" for k, v in phases.items())
+
+
 def render(r: dict) -> str:
     lines = [
         "## New labels by active learning (`bench/active_learning.py`)", "",
@@ -201,7 +217,10 @@ def render(r: dict) -> str:
         "- Pool recall@k before/after GPL: " + ", ".join(
             f"k={k}: {pr['before'][k]:.3f} -> {pr['after'][k]:.3f}" for k in pr["before"]) + ".",
         f"- Random acquisition (control), final new-label R@10 (bi): {r.get('random_new_R@10', float('nan')):.3f}.",
-        f"- Median wall time per AL iteration (train + re-rank pool): {r['iteration_s_median']:.1f} s.",
+        f"- Median wall time per AL iteration (re-rank pool heads + train): {r['iteration_s_median']:.1f} s "
+        f"({phase_medians(r['curve'])}).",
+        f"- GPL (title queries, {r['gpl'].get('triples', '?')} triples, {r['gpl'].get('steps', '?')} steps): "
+        f"{r['gpl'].get('total_seconds', float('nan')) / 60:.1f} min.",
         "- Plot: `bench/results/active_learning.png`.",
     ]
     return "\n".join(lines)

@@ -31,7 +31,7 @@ class ALConfig:
     questions_per_iteration: int = 150
     replay_ratio: float = 1.0
     recall_ratio: float = 1.0
-    rerank_window: int = 100
+    rerank_window: int = 32
     strategy: str = "greedy"
     train_batch: int = 16
     lr: float = 3e-5
@@ -121,10 +121,8 @@ class ActiveLearningCycle:
         them): the batch is drawn from the top, and the cost stays flat on a large corpus.
         """
         window = self.cfg.rerank_window
-        heads = {}
-        for lid, order in self.order.items():
-            unasked = [d for d in order if (d, lid) not in self.answers]
-            heads[lid] = unasked[:window] if window > 0 else unasked
+        unasked = {lid: [d for d in order if (d, lid) not in self.answers] for lid, order in self.order.items()}
+        heads = {lid: docs[:window] if window > 0 else docs for lid, docs in unasked.items()}
         docs = sorted({d for head in heads.values() for d in head})
         if not docs:
             return {lid: [] for lid in self.order}
@@ -135,9 +133,7 @@ class ActiveLearningCycle:
                 self.order[lid] = []
                 continue
             sims = vecs[[row[d] for d in head]] @ self.ranker.vectors[self.ranker.table.row(lid)]
-            ranked = [head[i] for i in np.argsort(-sims, kind="stable")]
-            rest = [d for d in self.order[lid][len(head):] if (d, lid) not in self.answers and d not in set(head)]
-            self.order[lid] = ranked + rest
+            self.order[lid] = [head[i] for i in np.argsort(-sims, kind="stable")] + unasked[lid][len(head):]
         return self.order
 
     def select(self, n: int | None = None) -> list[Question]:
