@@ -75,15 +75,16 @@ class ActiveLearningCycle:
         replay_gold: document id -> its known gold labels (old labels; the replay source).
         new_labels: label id -> text of each new label.
         pools: label id -> candidate documents for that label, best first (by the adapted encoder).
+        resume: the model may serve the new labels already (a campaign's later iterations).
     """
 
     def __init__(self, ranker: BiCrossRanker, texts: Mapping[int, str], replay_gold: Mapping[int, set[int]],
                  new_labels: Mapping[int, str], pools: Mapping[int, Sequence[int]], cfg: ALConfig | None = None,
-                 strategy: Acquisition | None = None) -> None:
+                 strategy: Acquisition | None = None, resume: bool = False) -> None:
         self.cfg = cfg or ALConfig()
         known = {int(i) for i in ranker.table.ids}
         clash = [name for lid, name in new_labels.items() if lid in known]
-        if clash:
+        if clash and not resume:
             raise XmtcError(f"{len(clash)} new label(s) are already in the model's taxonomy, e.g. {clash[:3]}.")
         empty = [new_labels[lid] for lid in new_labels if not pools.get(lid)]
         if len(empty) == len(new_labels):
@@ -104,9 +105,10 @@ class ActiveLearningCycle:
         self.answers: dict[Question, Answer] = {}
         self.trained: set[Question] = set()
         self.history: list[Iteration] = []
-        ids = list(self.new_labels)
+        ids = [i for i in self.new_labels if i not in known]  # resuming: the campaign's labels are served already
         self.base_freq = ranker.typical_frequency()
-        ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids], freq=self.base_freq)
+        if ids:
+            ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids], freq=self.base_freq)
 
     @property
     def pools(self) -> dict[int, list[int]]:

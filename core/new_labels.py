@@ -1,15 +1,17 @@
-"""New-label workflow jobs: adapt an encoder to the corpus (GPL) and build the new labels' document pools."""
+"""New-label workflow jobs: adapt an encoder to the corpus (GPL), build pools, run a campaign's AL iterations."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from core.bicross import stage
+from core.campaigns import AL_ITERATION, CampaignConfig, add_questions, asked_questions
 from core.config import Settings
 from core.corpus import document_text
 from core.encoders import default_encoder_path, encode, load_bi_encoder
@@ -19,9 +21,21 @@ from core.jobs import JobContext, job_handler
 from core.pools import EmbeddingCache, default_pool_size, scored_pools
 from core.ranker import BiCrossRanker, load_ranker
 from core.taxonomy import label_text
-from core.versions import active_version, latest_version, read_manifest, register_version, write_bundle
+from core.versions import active_version, flat_stats, latest_version, read_manifest, register_version, write_bundle
 from storage.db import Database
-from storage.models import Document, Label, PoolEntry
+from storage.models import (
+    CAMPAIGN_STOPPED,
+    QUEUE_OPEN,
+    QUEUE_RETIRED,
+    Annotation,
+    Campaign,
+    CampaignLabel,
+    Document,
+    Label,
+    ModelVersion,
+    PoolEntry,
+    QueueItem,
+)
 
 ADAPT_ENCODER = "adapt_encoder"
 BUILD_POOLS = "build_pools"
@@ -174,3 +188,125 @@ def load_pools(db: Database, project_id: int, label_ids: Sequence[int] | None = 
         for lid, d in s.execute(q.order_by(PoolEntry.label_id, PoolEntry.rank)):
             out.setdefault(lid, []).append(d)
     return out
+
+
+# --- a campaign's active-learning iteration -------------------------------------------------------
+
+
+def _campaign_answers(db: Database, campaign_id: int) -> tuple[dict[tuple[int, int], str], set[tuple[int, int]]]:
+    """The campaign's answers by question (several SMEs: the majority; a tie is "unsure") and those trained on."""
+    from core.campaigns import SKIP
+
+    votes: dict[tuple[int, int], Counter] = {}
+    trained: set[tuple[int, int]] = set()
+    with db.session() as s:
+        for d, lab, value, it in s.execute(select(Annotation.document_id, Annotation.label_id, Annotation.answer,
+                                                  Annotation.trained_in_iteration)
+                                           .where(Annotation.campaign_id == campaign_id, Annotation.answer != SKIP)):
+            votes.setdefault((d, lab), Counter())[value] += 1
+            if it is not None:
+                trained.add((d, lab))
+    answers = {}
+    for q, c in votes.items():
+        (top, n), *rest = c.most_common()
+        answers[q] = "unsure" if rest and rest[0][1] == n else top
+    return answers, trained
+
+
+@job_handler(AL_ITERATION, "Active-learning iteration (train on the answers, re-rank the queue)")
+def al_iteration(ctx: JobContext) -> dict[str, Any]:
+    """Serve the campaign's labels (first run) or learn the answers so far, save a version, refill the queue."""
+    from core.active_learning import ActiveLearningCycle, ALConfig
+    from core.catalog import documents
+
+    settings = Settings.from_env()
+    campaign_id = int(ctx.params["campaign_id"])
+    with ctx.db.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        if campaign is None or campaign.status == CAMPAIGN_STOPPED:
+            return {"skipped": "the campaign was stopped or deleted"}
+        cfg = CampaignConfig.from_dict(campaign.config)
+        version = s.get(ModelVersion, campaign.model_version_id) if campaign.model_version_id else None
+        labels = s.execute(select(Label.id, Label.pref_label, Label.alt_labels)
+                           .join(CampaignLabel, CampaignLabel.label_id == Label.id)
+                           .where(CampaignLabel.campaign_id == campaign_id, Label.deprecated.is_(False),
+                                  Label.removed_in_version_id.is_(None))).all()
+        iteration, strategy, name = campaign.iteration, campaign.strategy, campaign.name
+    if version is None:
+        raise XmtcError("The campaign's model version was deleted: stop this campaign and start a new one.")
+    new_labels = {i: label_text(pref, tuple(alts or ())) for i, pref, alts in labels}
+    if not new_labels:
+        raise XmtcError("Every label of this campaign was deleted or deprecated: stop the campaign.")
+    pools = load_pools(ctx.db, ctx.project_id, list(new_labels))
+    docs = [d for d in documents(ctx.db, ctx.project_id) if d.split != "test"]
+    texts = {d.id: d.text for d in docs}
+    # Replay teaches the labels the model knew before: a campaign label's own gold never leaks in.
+    replay = {d.id: set(d.gold) - set(new_labels) for d in docs if set(d.gold) - set(new_labels)}
+    ctx.progress(0.02, f"loading {version.kind} v{version.number}", force=True)
+    ranker = load_ranker(version.path, settings.device)
+    if not isinstance(ranker, BiCrossRanker):
+        raise XmtcError("Active learning needs a bi-encoder model (BiCross or zero-shot), not the classifier baseline.")
+    al_cfg = ALConfig(**{**{"rerank_window": 0}, **cfg.al, "questions_per_iteration": cfg.questions_per_fill,
+                         "strategy": strategy})
+    cycle = ActiveLearningCycle(ranker, texts, replay, new_labels, pools, al_cfg, resume=True)
+    answers, trained = _campaign_answers(ctx.db, campaign_id)
+    cycle.answers, cycle.trained = answers, trained & set(answers)
+    cycle.record([], [])  # the new labels' priors follow the answers so far
+    fresh = [q for q in answers if q not in trained]
+    metrics = _campaign_metrics(ctx.db, ctx.project_id, ranker, new_labels, fresh, answers, texts)
+    stats = cycle.train(stage(ctx.progress, 0.05, 0.8)) if fresh else {"skipped": "no answer to learn yet"}
+    ctx.check_cancel()
+    learned = cycle.trained & set(fresh)
+    number = iteration + 1 if learned or iteration == 0 else iteration
+    bundle = write_bundle(settings.models_dir, ctx.project_id, "bicross", lambda folder: {
+        **ranker.save(folder), "campaign_id": campaign_id, "iteration": number})
+    new_version = register_version(
+        ctx.db, ctx.project_id, "bicross", bundle, config={"campaign": name, "campaign_id": campaign_id,
+                                                           "iteration": number, **flat_stats(stats)},
+        metrics=metrics, taxonomy_version_id=None, job_id=ctx.job_id, activate=cfg.activate_versions)
+    with ctx.db.session() as s:
+        for d, lab in learned:
+            s.execute(update(Annotation).where(Annotation.campaign_id == campaign_id, Annotation.document_id == d,
+                                               Annotation.label_id == lab, Annotation.trained_in_iteration.is_(None))
+                      .values(trained_in_iteration=number))
+        campaign = s.get(Campaign, campaign_id)
+        campaign.iteration, campaign.model_version_id = number, new_version
+        # Labels deleted mid-campaign: their waiting questions are withdrawn.
+        s.execute(update(QueueItem).where(QueueItem.campaign_id == campaign_id, QueueItem.status == QUEUE_OPEN,
+                                          QueueItem.label_id.not_in(list(new_labels))).values(status=QUEUE_RETIRED))
+    ctx.progress(0.85, "re-ranking the pools and refilling the queue", force=True)
+    asked = asked_questions(ctx.db, campaign_id)
+    for q in asked:
+        cycle.answers.setdefault(q, "unsure")  # claimed right now: not to be selected again
+    questions = cycle.select()
+    added = add_questions(ctx.db, campaign_id, questions, new_version, number)
+    return {"iteration": number, "model_version_id": new_version, "learned": len(learned), "queued": added,
+            "metrics": metrics, "train": flat_stats(stats)}
+
+
+def _campaign_metrics(db: Database, project_id: int, ranker: BiCrossRanker, new_labels: dict[int, str],
+                      fresh: list[tuple[int, int]], answers: dict[tuple[int, int], str],
+                      texts: dict[int, str], held_out_docs: int = 200) -> dict[str, float]:
+    """Recall@10 of the campaign's labels before this iteration's training.
+
+    ``answered_R@10``: on the documents SMEs just said "yes" to (the model has not learned them yet);
+    ``heldout_R@10``: on test documents whose gold carries a campaign label (when the project has any).
+    """
+    from core.catalog import documents
+    from core.metrics import evaluate
+
+    out: dict[str, float] = {}
+    yes: dict[int, set[int]] = {}
+    for d, lab in fresh:
+        if answers[(d, lab)] == "yes":
+            yes.setdefault(d, set()).add(lab)
+    if yes:
+        ids = sorted(yes)
+        ranked = ranker.rank([texts[d] for d in ids], k=10, rerank=False)
+        out["answered_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [yes[d] for d in ids], ("R@10",))["R@10"]
+    test = [(d.text, set(d.gold) & set(new_labels)) for d in documents(db, project_id, split="test")]
+    test = [t for t in test if t[1]][:held_out_docs]
+    if test:
+        ranked = ranker.rank([t for t, _ in test], k=10, rerank=False)
+        out["heldout_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [g for _, g in test], ("R@10",))["R@10"]
+    return {k: round(v, 4) for k, v in out.items()}

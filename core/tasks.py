@@ -12,7 +12,7 @@ from core.encoders import default_encoder_path, load_bi_encoder
 from core.errors import XmtcError
 from core.jobs import JobContext, job_handler
 from core.ranker import BiCrossRanker
-from core.versions import active_version, read_manifest, register_version, write_bundle
+from core.versions import active_version, flat_stats, read_manifest, register_version, write_bundle
 from storage.models import Project
 
 BUILD_LABEL_INDEX = "build_label_index"
@@ -118,7 +118,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(lo + share * 0.86, f"evaluating {part} on {len(test)} test documents", force=True)
         metrics = evaluate_ranker(fit.ranker, [d.text for d in test], [set(d.gold) for d in test]) if test else {}
         ctx.check_cancel()
-        stats = _flat(fit.stats)
+        stats = flat_stats(fit.stats)
 
         def fill(folder: Path, ranker: Any = fit.ranker, stats: dict = stats, metrics: dict = metrics) -> dict:
             return {**ranker.save(folder), "training_config": cfg.as_dict(), "training_stats": stats,
@@ -132,17 +132,6 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         )
         made[part] = {"model_version_id": version_id, "metrics": metrics}
     return made
-
-
-def _flat(stats: dict[str, Any]) -> dict[str, Any]:
-    """Training statistics flattened for display (``bi.seconds`` ...)."""
-    out: dict[str, Any] = {}
-    for k, v in stats.items():
-        if isinstance(v, dict):
-            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
-        else:
-            out[k] = v
-    return out
 
 
 @job_handler("build_demo", "Build the PubMed/MeSH demo project")

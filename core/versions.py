@@ -67,6 +67,17 @@ def write_bundle(models_dir: Path, project_id: int, kind: str, fill: Callable[[P
         raise
 
 
+def flat_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """Training statistics flattened for a version's config (``bi.seconds`` ...), scalars only."""
+    out: dict[str, Any] = {}
+    for k, v in stats.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items() if isinstance(vv, int | float | str | bool)})
+        elif isinstance(v, int | float | str | bool):
+            out[k] = v
+    return out
+
+
 def sweep_stale(parent: Path, older_than_s: float = STALE_TMP_S) -> list[Path]:
     """Delete temporary bundle folders left by writers killed mid-write (kill -9, power loss)."""
     import time

@@ -1,4 +1,4 @@
-"""ORM tables: projects, users, documents, taxonomy, assignments, models, pools, jobs, events."""
+"""ORM tables: projects, users, documents, taxonomy, assignments, models, pools, campaigns, queue, jobs, events."""
 
 from __future__ import annotations
 
@@ -205,6 +205,90 @@ class PoolEntry(Base):
     # The (domain-adapted) encoder that built the pool; NULL: the pretrained one.
     encoder_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+CAMPAIGN_ACTIVE = "active"
+CAMPAIGN_PAUSED = "paused"
+CAMPAIGN_STOPPED = "stopped"
+
+QUEUE_OPEN = "open"
+QUEUE_CLAIMED = "claimed"
+QUEUE_ANSWERED = "answered"
+QUEUE_RETIRED = "retired"  # re-ranked out, or its document/label went away: never shown again
+
+
+class Campaign(Base):
+    """An active-learning campaign: new labels, the queue of questions about them, and the model it trains."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_campaign_project_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=CAMPAIGN_ACTIVE)
+    strategy: Mapped[str] = mapped_column(String(40), default="greedy")
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The version the campaign's model currently is (it moves on with each training iteration).
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    iteration: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[dt.datetime | None]
+
+
+class CampaignLabel(Base):
+    __tablename__ = "campaign_labels"
+    __table_args__ = (UniqueConstraint("campaign_id", "label_id", name="uq_campaign_label"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+
+
+class QueueItem(Base):
+    """One question ("does this document carry this label?") waiting for, shown to, or answered by an SME."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "document_id", "label_id", "copy", name="uq_queue_item_question_copy"),
+        Index("ix_queue_items_campaign_status_position", "campaign_id", "status", "position"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    copy: Mapped[int] = mapped_column(Integer, default=0)  # > 0: an overlap copy for inter-annotator agreement
+    position: Mapped[int] = mapped_column(Integer)  # lower is asked first
+    status: Mapped[str] = mapped_column(String(20), default=QUEUE_OPEN)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    claimed_at: Mapped[dt.datetime | None]
+    lease_until: Mapped[dt.datetime | None]
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    iteration: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Annotation(Base):
+    """An SME's answer to a queue item, with the time it took and the model version that asked."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        UniqueConstraint("queue_item_id", "user_id", name="uq_annotation_item_user"),
+        Index("ix_annotations_campaign_user", "campaign_id", "user_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    answer: Mapped[str] = mapped_column(String(10))  # yes / no / unsure / skip
+    shown_at: Mapped[dt.datetime | None]
+    claimed_at: Mapped[dt.datetime | None]
+    answered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    trained_in_iteration: Mapped[int | None] = mapped_column(Integer)
 
 
 JOB_QUEUED = "queued"

@@ -31,7 +31,11 @@ CORPUS = """doc_id,title,abstract,tags,split
 
 
 def run(db, kind, pid, params):
-    job_id = enqueue(db, kind, pid, params)
+    return work(db, enqueue(db, kind, pid, params))
+
+
+def work(db, job_id):
+    """Run the oldest queued job (``job_id`` is expected to be it) and return it."""
     worker = WorkerProcess(db, Settings.from_env())
     worker.register()
     worker.run_one()
@@ -98,3 +102,48 @@ def test_the_pool_job_refuses_unknown_labels_and_an_empty_choice(db, project):
     assert job.status == "failed" and "not in this project's taxonomy" in job.error
     job = run(db, "build_pools", pid, {"label_ids": []})
     assert job.status == "failed" and "at least one new label" in job.error
+
+
+def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_queue(db, project):
+    from core.auth import create_user
+    from core.campaigns import CampaignConfig, answer, campaign_progress, claim_next, create_campaign
+    from storage.models import Annotation, Campaign, QueueItem
+
+    pid, labels = project
+    cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1)
+    assert run(db, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": 1}).status == "done"
+    oncology = labels["Oncology"]
+    assert run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 5}).status == "done"
+    sme = create_user(db, "sme", "long enough", "annotator").id
+    cid = create_campaign(db, pid, "oncology", [oncology], None,
+                          CampaignConfig(questions_per_fill=3, train_after_positives=2, al={"train_batch": 2}))
+    first = work(db, pending_job(db))  # queued by the campaign's creation
+    assert first.status == "done", first.error
+    assert first.result["iteration"] == 1 and first.result["queued"] == 3 and first.result["learned"] == 0
+    served = active_version(db, pid)
+    assert served.id == first.result["model_version_id"] and served.config["campaign_id"] == cid
+
+    gold = {2, 3, 5}  # the documents whose abstracts are about cancer (by external id)
+    with db.session() as s:
+        external = {d.id: int(d.external_id) for d in s.scalars(select(Document))}
+    queued = []
+    while (q := claim_next(db, cid, sme)) is not None:
+        queued.append(answer(db, q.item_id, sme, "yes" if external[q.document_id] in gold else "no"))
+    assert any(queued), "two yes answers should have queued a training iteration"
+    second = work(db, pending_job(db))
+    assert second.status == "done", second.error
+    assert second.result["iteration"] == 2 and second.result["learned"] == 3
+    assert second.result["train"]["bi.steps"] >= 1 and "answered_R@10" in second.result["metrics"]
+    with db.session() as s:
+        assert {a.trained_in_iteration for a in s.scalars(select(Annotation))} == {2}
+        assert s.get(Campaign, cid).model_version_id == second.result["model_version_id"]
+        waiting = s.scalars(select(QueueItem).where(QueueItem.status == "open")).all()
+    assert waiting and all(w.model_version_id == second.result["model_version_id"] for w in waiting)
+    assert campaign_progress(db, cid).totals["asked"] == 3
+
+
+def pending_job(db):
+    from storage.models import Job
+
+    with db.session() as s:
+        return s.scalar(select(Job.id).where(Job.status == "queued", Job.kind == "al_iteration"))

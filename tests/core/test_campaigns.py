@@ -1,0 +1,190 @@
+"""The campaign queue: claims with leases, answers stored once, undo, skip, overlap, training threshold."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from core.auth import create_user
+from core.campaigns import (
+    AnswerConflict,
+    CampaignConfig,
+    add_questions,
+    answer,
+    asked_questions,
+    campaign_progress,
+    claim_next,
+    create_campaign,
+    set_status,
+    undo_last,
+)
+from core.corpus import ColumnMapping, read_csv
+from core.errors import XmtcError
+from core.imports import import_corpus, import_taxonomy
+from core.new_labels import store_pools
+from core.projects import create_project
+from core.reports import ImportReport
+from core.taxonomy import read_taxonomy
+from core.versions import register_version, write_bundle
+from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
+from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
+
+T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def world(db, tmp_path, data_dir):
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS_CSV),
+                                    ColumnMapping(id="doc_id", labels="tags", split="split"), report), report)
+    bundle = write_bundle(data_dir / "models", pid, "bicross", lambda folder: {})
+    version = register_version(db, pid, "bicross", bundle, {}, {}, None, activate=True)
+    with db.session() as s:
+        labels = {lab.external_id: lab.id for lab in s.scalars(select(Label))}
+        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
+    store_pools(db, pid, {labels["onc"]: [(d, 0.5) for d in docs], labels["card"]: [(d, 0.5) for d in docs]}, None)
+    users = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(3)]
+    return {"db": db, "pid": pid, "labels": labels, "docs": docs, "users": users, "version": version}
+
+
+def campaign(world, labels=("onc",), **cfg):
+    db = world["db"]
+    cid = create_campaign(db, world["pid"], "c", [world["labels"][x] for x in labels], world["users"][0],
+                          CampaignConfig(**cfg))
+    questions = [(d, world["labels"][x]) for x in labels for d in world["docs"]]
+    add_questions(db, cid, questions, world["version"], 0)
+    return cid
+
+
+def test_creating_a_campaign_queues_its_first_iteration(world):
+    cid = campaign(world)
+    with world["db"].session() as s:
+        jobs = s.scalars(select(Job)).all()
+    assert [(j.kind, j.params) for j in jobs] == [("al_iteration", {"campaign_id": cid})]
+
+
+def test_bad_campaigns_are_refused_with_a_reason(world):
+    db, pid, labels = world["db"], world["pid"], world["labels"]
+    with pytest.raises(XmtcError, match="No document pool for Myocardial Infarction"):
+        create_campaign(db, pid, "x", [labels["mi"]], None)
+    with pytest.raises(XmtcError, match="at least one new label"):
+        create_campaign(db, pid, "x", [], None)
+    with pytest.raises(XmtcError, match="not in this project's taxonomy"):
+        create_campaign(db, pid, "x", [99999], None)
+    campaign(world)
+    with pytest.raises(XmtcError, match="already in the running campaign"):
+        create_campaign(db, pid, "y", [labels["onc"]], None)
+
+
+def test_two_smes_never_get_the_same_question_and_a_reload_shows_the_same_one(world):
+    db, (a, b, _) = world["db"], world["users"]
+    cid = campaign(world)
+    qa, qb = claim_next(db, cid, a, T0), claim_next(db, cid, b, T0)
+    assert qa.item_id != qb.item_id
+    assert claim_next(db, cid, a, T0 + dt.timedelta(seconds=5)).item_id == qa.item_id
+
+
+def test_an_expired_lease_returns_the_question_and_the_late_answer_is_refused(world):
+    db, (a, b, _) = world["db"], world["users"]
+    cid = campaign(world, lease_s=60)
+    first = claim_next(db, cid, a, T0)
+    later = T0 + dt.timedelta(seconds=61)
+    taken = claim_next(db, cid, b, later)
+    assert taken.item_id == first.item_id  # a walked away: b gets it
+    with pytest.raises(AnswerConflict, match="taken over by another SME"):
+        answer(db, first.item_id, a, "yes", now=later)
+    answer(db, taken.item_id, b, "no", now=later)
+    with world["db"].session() as s:
+        assert [(x.user_id, x.answer) for x in s.scalars(select(Annotation))] == [(b, "no")]
+
+
+def test_answers_are_stored_once_with_their_timing_and_a_stale_tab_cannot_answer_again(world):
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world)
+    q = claim_next(db, cid, a, T0)
+    answer(db, q.item_id, a, "yes", shown_at=T0 + dt.timedelta(seconds=1), now=T0 + dt.timedelta(seconds=4))
+    with pytest.raises(AnswerConflict, match="answered this question already"):
+        answer(db, q.item_id, a, "no", now=T0 + dt.timedelta(seconds=9))
+    with db.session() as s:
+        row = s.scalars(select(Annotation)).one()
+    assert (row.answer, row.seconds, row.model_version_id) == ("yes", 3.0, world["version"])
+    assert (q.document_id, q.label_id) in asked_questions(db, cid)
+
+
+def test_undo_gives_the_question_back_and_skip_passes_it_to_someone_else(world):
+    db, (a, b, _) = world["db"], world["users"]
+    cid = campaign(world)
+    q = claim_next(db, cid, a, T0)
+    answer(db, q.item_id, a, "no", now=T0)
+    assert undo_last(db, cid, a, T0) == q.item_id
+    assert claim_next(db, cid, a, T0).item_id == q.item_id  # shown again to a
+    answer(db, q.item_id, a, "skip", now=T0)
+    assert claim_next(db, cid, a, T0).item_id != q.item_id  # a skipped it: not a's again
+    assert claim_next(db, cid, b, T0).item_id == q.item_id  # back in the queue for b
+    assert undo_last(db, cid, world["users"][2]) is None
+
+
+def test_overlap_copies_go_to_different_smes(world):
+    db, (a, b, c) = world["db"], world["users"]
+    cid = create_campaign(db, world["pid"], "c", [world["labels"]["onc"]], None, CampaignConfig(overlap=2))
+    add_questions(db, cid, [(world["docs"][0], world["labels"]["onc"])], None, 0)
+    qa = claim_next(db, cid, a, T0)
+    answer(db, qa.item_id, a, "yes", now=T0)
+    assert claim_next(db, cid, a, T0) is None  # the second copy is not for a
+    qb = claim_next(db, cid, b, T0)
+    assert (qb.document_id, qb.label_id) == (qa.document_id, qa.label_id) and qb.item_id != qa.item_id
+    answer(db, qb.item_id, b, "no", now=T0)
+    assert claim_next(db, cid, c, T0) is None
+
+
+def test_a_training_iteration_is_queued_once_after_the_threshold(world):
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world, labels=("onc", "card"), train_after_positives=2)
+    with db.session() as s:  # the first iteration (serving the labels) is done
+        s.execute(update(Job).values(status="done"))
+    queued = []
+    for _ in range(4):
+        q = claim_next(db, cid, a, T0)
+        queued.append(answer(db, q.item_id, a, "yes", now=T0))
+    assert queued == [False, True, False, False]  # one job, not one per answer
+    assert campaign_progress(db, cid).training
+
+
+def test_removed_documents_are_not_shown_and_a_stopped_campaign_asks_nothing(world):
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world)
+    with db.session() as s:
+        s.execute(update(Document).where(Document.id == world["docs"][0]).values(removed=True))
+    assert claim_next(db, cid, a, T0).document_id != world["docs"][0]
+    set_status(db, cid, "paused", None)
+    assert claim_next(db, cid, a, T0 + dt.timedelta(hours=1)) is None
+    set_status(db, cid, "active", None)
+    set_status(db, cid, "stopped", None)
+    assert claim_next(db, cid, a, T0) is None
+    with pytest.raises(XmtcError, match="is stopped"):
+        set_status(db, cid, "active", None)
+    with db.session() as s:
+        assert {i.status for i in s.scalars(select(QueueItem))} <= {"retired", "answered"}
+
+
+def test_progress_counts_per_label_and_per_sme(world):
+    db, (a, b, _) = world["db"], world["users"]
+    cid = campaign(world)
+    for user, value in ((a, "yes"), (b, "skip"), (b, "no"), (a, "unsure")):
+        q = claim_next(db, cid, user, T0)
+        answer(db, q.item_id, user, value, shown_at=T0, now=T0 + dt.timedelta(seconds=2))
+    progress = campaign_progress(db, cid)
+    assert progress.labels == [{"label": "Oncology", "asked": 3, "yes": 1, "no": 1, "unsure": 1}]
+    assert {u["SME"]: u["answers"] for u in progress.annotators} == {"sme0": 2, "sme1": 1}
+    assert progress.annotators[0]["median seconds"] == 2.0
+
+
+def test_unknown_answers_are_refused(world):
+    cid = campaign(world)
+    q = claim_next(world["db"], cid, world["users"][0], utcnow())
+    with pytest.raises(XmtcError, match="Unknown answer"):
+        answer(world["db"], q.item_id, world["users"][0], "maybe")
