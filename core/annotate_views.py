@@ -1,4 +1,4 @@
-"""Read models for the Annotate page: documents with their labels."""
+"""Read models for the Annotate page: documents with their labels, campaigns and their curves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import Document, DocumentLabel, Label
+from storage.models import CAMPAIGN_STOPPED, Campaign, CampaignLabel, Document, DocumentLabel, Label, ModelVersion
 
 
 @dataclass
@@ -42,3 +42,41 @@ def document_with_labels(db: Database, project_id: int, split: str, offset: int)
                            .where(DocumentLabel.document_id == doc.id).order_by(Label.pref_label)).all()
         return DocumentWithLabels(doc.id, doc.external_id, doc.title, doc.abstract, list(doc.keywords or []),
                                   [(name, f"{kind} ({src})") for name, kind, src in labels])
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    id: int
+    name: str
+    status: str
+    strategy: str
+    iteration: int
+    labels: int
+    model_version: int | None
+    config: dict
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.status}, iteration {self.iteration})"
+
+
+def list_campaigns(db: Database, project_id: int) -> list[CampaignView]:
+    """The project's campaigns, running ones first, newest first."""
+    with db.session() as s:
+        counts = dict(s.execute(select(CampaignLabel.campaign_id, func.count()).group_by(CampaignLabel.campaign_id)).all())
+        rows = s.execute(select(Campaign, ModelVersion.number)
+                         .outerjoin(ModelVersion, ModelVersion.id == Campaign.model_version_id)
+                         .where(Campaign.project_id == project_id).order_by(Campaign.id.desc())).all()
+        views = [CampaignView(c.id, c.name, c.status, c.strategy, c.iteration, counts.get(c.id, 0), number,
+                              dict(c.config)) for c, number in rows]
+    return sorted(views, key=lambda v: v.status == CAMPAIGN_STOPPED)
+
+
+def campaign_curve(db: Database, campaign_id: int) -> list[dict]:
+    """The campaign's metrics per iteration (each measured before that iteration's training)."""
+    with db.session() as s:
+        project_id = s.scalar(select(Campaign.project_id).where(Campaign.id == campaign_id))
+        versions = s.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id,
+                                                        ModelVersion.kind == "bicross").order_by(ModelVersion.id)).all()
+        return [{"iteration": v.config.get("iteration"), "version": f"v{v.number}", **v.metrics}
+                for v in versions if (v.config or {}).get("campaign_id") == campaign_id]

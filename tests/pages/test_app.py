@@ -79,6 +79,8 @@ def test_every_page_requires_sign_in(db, page):
 
 def test_annotate_page_shows_a_document_as_text_with_its_gold_labels(seeded):
     at = signed_in("pages/1_Annotate.py", seeded["annotator"])
+    assert "no active-learning campaign yet" in texts(at)
+    at.radio(key="annotate_view").set_value("Browse documents").run()
     assert not at.exception
     shown = texts(at)
     assert "train documents 2" in shown and "test documents 1" in shown

@@ -1,0 +1,130 @@
+"""The Annotate page's campaign flows in AppTest: claim, answer, undo, skip, lease expiry, training, re-ranking."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, update
+
+from core.campaigns import CampaignConfig, add_questions, create_campaign
+from core.new_labels import store_pools
+from core.versions import register_version, write_bundle
+from storage.models import Annotation, Document, Job, Label, QueueItem
+from tests.pages.conftest import signed_in, texts
+
+
+@pytest.fixture
+def campaign(seeded, data_dir):
+    db, pid = seeded["db"], seeded["project"]
+    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                               {}, {}, None, activate=True)
+    with db.session() as s:
+        onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
+        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
+    store_pools(db, pid, {onc: [(d, 0.5) for d in docs]}, None)
+    cid = create_campaign(db, pid, "Oncology", [onc], seeded["admin"], CampaignConfig(train_after_positives=2))
+    with db.session() as s:
+        s.execute(update(Job).values(status="done"))  # its first iteration has run
+    add_questions(db, cid, [(d, onc) for d in docs], version, 1)
+    return {**seeded, "campaign": cid, "docs": docs, "label": onc, "version": version}
+
+
+def click(at, label_start):
+    next(b for b in at.button if b.label.startswith(label_start)).click().run()
+    assert not at.exception
+    return at
+
+
+def answers(db):
+    with db.session() as s:
+        return [(a.document_id, a.answer) for a in s.scalars(select(Annotation).order_by(Annotation.id))]
+
+
+def test_an_sme_answers_with_each_button_and_undoes(campaign):
+    db = campaign["db"]
+    at = signed_in("pages/1_Annotate.py", campaign["annotator"])
+    shown = texts(at)
+    assert "Label: Oncology" in shown and "Keys: Y yes" in shown
+    assert [b.label for b in at.button][:5] == ["Yes (Y)", "No (N)", "Unsure (U)", "Skip (S)", "Undo my last answer (Z)"]
+    first, second, third = campaign["docs"]
+    click(at, "Yes")
+    click(at, "No")
+    assert answers(db) == [(first, "yes"), (second, "no")]
+    click(at, "Undo")
+    assert answers(db) == [(first, "yes")] and "taken back" in texts(at)
+    click(at, "Unsure")
+    assert answers(db) == [(first, "yes"), (second, "unsure")]
+    click(at, "Skip")
+    assert answers(db)[-1] == (third, "skip")
+    assert "No question is waiting for you" in texts(at)  # the skipped one is for someone else
+    with db.session() as s:
+        row = s.scalar(select(Annotation).where(Annotation.document_id == first))
+    assert row.seconds is not None and row.seconds >= 0 and row.model_version_id == campaign["version"]
+
+
+def test_a_training_job_is_queued_after_the_threshold_and_the_page_says_so(campaign):
+    db = campaign["db"]
+    at = signed_in("pages/1_Annotate.py", campaign["annotator"])
+    click(at, "Yes")
+    click(at, "Yes")
+    assert "retraining in the background" in texts(at)
+    with db.session() as s:
+        assert [j.kind for j in s.scalars(select(Job).where(Job.status == "queued"))] == ["al_iteration"]
+
+
+def test_the_page_says_when_questions_were_re_ranked_by_a_new_model(campaign, data_dir):
+    db, pid = campaign["db"], campaign["project"]
+    at = signed_in("pages/1_Annotate.py", campaign["annotator"])
+    click(at, "No")
+    newer = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                             {}, {}, None, activate=True)
+    with db.session() as s:  # what the AL job does: unclaimed questions re-ranked by the new version
+        s.execute(update(QueueItem).where(QueueItem.status == "claimed").values(status="open", claimed_by=None))
+    add_questions(db, campaign["campaign"], [(d, campaign["label"]) for d in reversed(campaign["docs"])], newer, 2)
+    at.run()
+    assert "questions are now ranked by the new version" in texts(at)
+
+
+def test_an_expired_lease_gives_the_question_to_another_sme(campaign):
+    db = campaign["db"]
+    at = signed_in("pages/1_Annotate.py", campaign["annotator"])
+    with db.session() as s:
+        held = s.scalar(select(QueueItem).where(QueueItem.status == "claimed"))
+        s.execute(update(QueueItem).where(QueueItem.id == held.id)
+                  .values(lease_until=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+    lead = signed_in("pages/1_Annotate.py", campaign["admin"])
+    with db.session() as s:
+        assert s.get(QueueItem, held.id).claimed_by == campaign["admin"]
+    click(at, "Yes")  # the stale tab of the first SME
+    assert "taken over by another SME" in texts(at) and answers(db) == []
+    click(lead, "No")
+    assert answers(db) == [(held.document_id, "no")]
+
+
+def test_a_lead_pauses_and_stops_a_campaign_and_sees_progress(campaign):
+    at = signed_in("pages/1_Annotate.py", campaign["admin"])
+    click(at, "Yes")
+    click(at, "Pause")
+    assert "The lead paused this campaign" in texts(at)
+    click(at, "Resume")
+    at.radio(key="annotate_view").set_value("Campaign progress").run()
+    shown = texts(at)
+    assert "Asked 1" in shown and "Yes 1" in shown
+    assert at.dataframe[0].value["label"].tolist() == ["Oncology"]
+    click(at, "Stop")
+    at.radio(key="annotate_view").set_value("Answer questions").run()
+    assert "This campaign is stopped" in texts(at)
+
+
+def test_starting_a_campaign_without_a_pool_says_what_to_do(seeded, data_dir):
+    db, pid = seeded["db"], seeded["project"]
+    register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}), {}, {}, None,
+                     activate=True)
+    at = signed_in("pages/1_Annotate.py", seeded["admin"])
+    at.text_input[0].input("First")
+    with db.session() as s:
+        onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
+    at.multiselect[0].select(onc)
+    click(at, "Start the campaign")
+    assert "No document pool for Oncology" in texts(at)
