@@ -97,8 +97,8 @@ def create_campaign(db: Database, project_id: int, name: str, label_ids: Sequenc
         raise XmtcError("Give the campaign a name.")
     if not label_ids:
         raise XmtcError("Choose at least one new label for the campaign.")
-    if cfg.overlap < 1 or cfg.questions_per_fill < 1 or cfg.train_after_positives < 1 or cfg.lease_s < 10:
-        raise XmtcError("Overlap, questions per fill and the training threshold must be at least 1; the lease 10 s.")
+    if cfg.overlap < 1 or cfg.questions_per_fill < 1 or cfg.train_after_positives < 1 or cfg.lease_s < 1:
+        raise XmtcError("Overlap, questions per fill, the training threshold and the lease (seconds) must each be at least 1.")
     with db.session() as s:
         project = s.get(Project, project_id)
         if project is None:

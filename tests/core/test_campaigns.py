@@ -188,3 +188,63 @@ def test_unknown_answers_are_refused(world):
     q = claim_next(world["db"], cid, world["users"][0], utcnow())
     with pytest.raises(XmtcError, match="Unknown answer"):
         answer(world["db"], q.item_id, world["users"][0], "maybe")
+
+
+def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world, db):
+    import random
+    import threading
+    import time
+
+    from core.auth import create_user as make_user
+
+    pid, labels = world["pid"], world["labels"]
+    with db.session() as s:  # a bigger pool: 60 documents
+        for i in range(60):
+            s.add(Document(project_id=pid, external_id=f"x{i}", title=f"Doc {i}", abstract="text", split="train"))
+    with db.session() as s:
+        docs = list(s.scalars(select(Document.id)))
+    store_pools(db, pid, {labels["mi"]: [(d, 0.5) for d in docs]}, None)
+    cid = create_campaign(db, pid, "load", [labels["mi"]], None, CampaignConfig(lease_s=1, train_after_positives=10**6))
+    add_questions(db, cid, [(d, labels["mi"]) for d in docs], None, 0)
+    smes = [make_user(db, f"load{i}", "long enough", "annotator").id for i in range(8)]
+    stored: list[tuple[int, int, str]] = []
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def sme(user_id: int, seed: int) -> None:
+        rng = random.Random(seed)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            try:
+                q = claim_next(db, cid, user_id)
+                if q is None:
+                    time.sleep(0.05)
+                    continue
+                if rng.random() < 0.1:
+                    time.sleep(1.1)  # walks away: the lease runs out, the late answer may be refused
+                value = rng.choice(["yes", "no", "unsure", "skip"])
+                answer(db, q.item_id, user_id, value)
+                with lock:
+                    stored.append((q.item_id, user_id, value))
+            except AnswerConflict:
+                pass
+            except Exception as exc:  # anything else is a bug
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=sme, args=(u, i)) for i, u in enumerate(smes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with db.session() as s:
+        rows = s.execute(select(Annotation.queue_item_id, Annotation.user_id, Annotation.answer)).all()
+        items = {i.id: i for i in s.scalars(select(QueueItem).where(QueueItem.campaign_id == cid))}
+    assert sorted(map(tuple, rows)) == sorted(stored)  # every acknowledged answer stored, exactly once
+    real = [(i, v) for i, _, v in rows if v != "skip"]
+    assert len(real) == len({i for i, _ in real})  # no question answered twice
+    assert all(items[i].status == "answered" for i, _ in real)
+    # No lease lost: every question is answered, open, or held by someone (lease running or claimable again).
+    assert {i.status for i in items.values()} <= {"answered", "open", "claimed"}
+    assert len(real) > 40
