@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from core import campaigns as camp
+from core import ratings as rate
 from core.annotate_views import campaign_curve, document_with_labels, list_campaigns, split_counts
 from core.catalog import label_detail
 from core.errors import XmtcError
+from core.versions import active_version
 from storage.models import utcnow
 from ui.common import page_setup, run_action
 from ui.widgets import document_view, label_picker, paths_view
@@ -126,6 +128,45 @@ def progress_view(c) -> None:
                        if any(k in r for r in measured)})
 
 
+def on_rate(version_id: int, task: rate.RatingTask, llm_shown: bool) -> None:
+    values = {lab: st.session_state.get(f"rate_{task.document_id}_{lab}") for lab, _ in task.labels}
+    try:
+        rate.rate_document(db, project_id, version_id, task, user.id, values,
+                           rate.seconds_since(st.session_state.get(f"rate_shown_{task.document_id}"), utcnow()), llm_shown)
+        st.session_state["rate_flash"] = ("success", f"Saved your ratings of document {task.external_id}.")
+    except XmtcError as exc:
+        st.session_state["rate_flash"] = ("warning", str(exc))
+
+
+def rating_view() -> None:
+    flash = st.session_state.pop("rate_flash", None)
+    if flash:
+        getattr(st, flash[0])(flash[1])
+    version = active_version(db, project_id)
+    if version is None:
+        st.info("There is no active model to rate yet.")
+        return
+    task = rate.next_to_rate(db, project_id, version.id, user.id)
+    if task is None:
+        st.info(f"No test document of {version.name} is waiting for your ratings. An admin predicts the test split "
+                "with the active version on the Model page.")
+        return
+    st.session_state.setdefault(f"rate_shown_{task.document_id}", utcnow())
+    st.caption(f"Rate each label {version.name} predicted for this test document: 0 irrelevant, 1 somewhat, "
+               "2 highly relevant. Tab moves between labels; arrow keys choose.")
+    document_view(task.title, task.abstract, task.keywords)
+    show_llm = bool(task.llm) and st.toggle("Show the LLM's ratings (leave off to rate blind)", key="rate_show_llm")
+    for lab, name in task.labels:
+        cols = st.columns([3, 4])
+        cols[0].text(name)
+        cols[1].radio(name, list(rate.SCALE), format_func=rate.SCALE.get, index=None, horizontal=True,
+                      key=f"rate_{task.document_id}_{lab}", label_visibility="collapsed")
+        if show_llm and lab in task.llm:
+            cols[0].caption(f"LLM: {task.llm[lab][0]} · {task.llm[lab][1]}")
+    st.button("Save the ratings (Enter)", type="primary", shortcut="Enter", key="rate_save", on_click=on_rate,
+              args=(version.id, task, show_llm))
+
+
 def browse_view() -> None:
     counts = split_counts(db, project_id)
     if not counts:
@@ -146,11 +187,13 @@ def browse_view() -> None:
                      hide_index=True, width="stretch")
 
 
-view = st.radio("View", ["Answer questions", "Campaign progress", "Browse documents"], horizontal=True,
-                key="annotate_view", label_visibility="collapsed")
+view = st.radio("View", ["Answer questions", "Campaign progress", "Rate test documents", "Browse documents"],
+                horizontal=True, key="annotate_view", label_visibility="collapsed")
 all_campaigns = list_campaigns(db, project_id)
 if view == "Browse documents":
     browse_view()
+elif view == "Rate test documents":
+    rating_view()
 elif not all_campaigns:
     st.info("There is no active-learning campaign yet." + ("" if user.is_admin else " A lead starts one."))
     if user.is_admin:

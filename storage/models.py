@@ -291,6 +291,33 @@ class Annotation(Base):
     trained_in_iteration: Mapped[int | None] = mapped_column(Integer)
 
 
+RATER_SME = "sme"
+RATER_LLM = "llm"
+
+
+class Rating(Base):
+    """A 0/1/2 relevance rating of a label a model version predicted for a document, by an SME or an LLM."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("document_id", "label_id", "model_version_id", "rater", name="uq_rating_doc_label_version_rater"),
+        Index("ix_ratings_version_doc", "model_version_id", "document_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # sme / llm
+    rater: Mapped[str] = mapped_column(String(255))  # "user:<id>" or "llm:<model name>"
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    rating: Mapped[int] = mapped_column(Integer)  # 0 irrelevant, 1 somewhat, 2 highly relevant
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    seconds: Mapped[float | None] = mapped_column(Float)  # an SME's time on the document, shared by its labels
+    llm_shown: Mapped[bool] = mapped_column(Boolean, default=False)  # the SME saw the LLM's ratings first
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 JOB_QUEUED = "queued"
 JOB_RUNNING = "running"
 JOB_DONE = "done"

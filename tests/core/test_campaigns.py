@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from core.auth import create_user
 from core.campaigns import (
     AnswerConflict,
     CampaignConfig,
@@ -20,35 +19,11 @@ from core.campaigns import (
     set_status,
     undo_last,
 )
-from core.corpus import ColumnMapping, read_csv
 from core.errors import XmtcError
-from core.imports import import_corpus, import_taxonomy
 from core.new_labels import store_pools
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
-from core.versions import register_version, write_bundle
-from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
-from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
+from storage.models import Annotation, Document, Job, QueueItem, utcnow
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def world(db, tmp_path, data_dir):
-    pid = create_project(db, "p")
-    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
-    report = ImportReport()
-    import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS_CSV),
-                                    ColumnMapping(id="doc_id", labels="tags", split="split"), report), report)
-    bundle = write_bundle(data_dir / "models", pid, "bicross", lambda folder: {})
-    version = register_version(db, pid, "bicross", bundle, {}, {}, None, activate=True)
-    with db.session() as s:
-        labels = {lab.external_id: lab.id for lab in s.scalars(select(Label))}
-        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
-    store_pools(db, pid, {labels["onc"]: [(d, 0.5) for d in docs], labels["card"]: [(d, 0.5) for d in docs]}, None)
-    users = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(3)]
-    return {"db": db, "pid": pid, "labels": labels, "docs": docs, "users": users, "version": version}
 
 
 def campaign(world, labels=("onc",), **cfg):

@@ -128,3 +128,34 @@ def test_starting_a_campaign_without_a_pool_says_what_to_do(seeded, data_dir):
     at.multiselect[0].select(onc)
     click(at, "Start the campaign")
     assert "No document pool for Oncology" in texts(at)
+
+
+def test_rating_mode_rates_the_top_labels_blind_or_with_the_llm(seeded, data_dir):
+    from core.predictions import store_predictions
+    from core.ranker import Prediction
+    from storage.models import Rating
+
+    db, pid = seeded["db"], seeded["project"]
+    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                               {}, {}, None, activate=True)
+    with db.session() as s:
+        doc = s.scalar(select(Document.id).where(Document.split == "test"))
+        card, onc = (s.scalar(select(Label.id).where(Label.external_id == x)) for x in ("card", "onc"))
+        s.add(Rating(project_id=pid, document_id=doc, label_id=card, model_version_id=version, kind="llm",
+                     rater="llm:fake", rating=2, explanation="The abstract is about the heart."))
+    store_predictions(db, version, [doc], [[Prediction(card, 0.9, 0.9), Prediction(onc, 0.5, 0.5)]])
+    at = signed_in("pages/1_Annotate.py", seeded["annotator"])
+    at.radio(key="annotate_view").set_value("Rate test documents").run()
+    assert "Cardio-oncology" in texts(at)
+    assert "The abstract is about the heart" not in texts(at)  # blind by default
+    at.toggle(key="rate_show_llm").set_value(True).run()
+    assert "LLM: 2 · The abstract is about the heart." in texts(at)
+    click(at, "Save the ratings")
+    assert "still unrated" in texts(at)
+    at.radio(key=f"rate_{doc}_{card}").set_value(2)
+    at.radio(key=f"rate_{doc}_{onc}").set_value(1)
+    click(at, "Save the ratings")
+    assert "Saved your ratings" in texts(at) and "No test document" in texts(at)
+    with db.session() as s:
+        rows = {(r.label_id, r.rating, r.llm_shown) for r in s.scalars(select(Rating).where(Rating.kind == "sme"))}
+    assert rows == {(card, 2, True), (onc, 1, True)}

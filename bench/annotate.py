@@ -1,0 +1,189 @@
+"""Benchmark of the Annotate page on the demo project: answer latency at the server, and 8 SMEs at once.
+
+Usage:
+    python -m bench.annotate [--answers 100] [--smes 8] [--minutes 5] [--no-write]
+
+Setup (real, in a temporary data folder): the demo project (PubMed/MeSH), the zero-shot label index,
+pools for the 30 labels of new_labels.txt, a campaign and its first AL iteration (real jobs).
+1. Latency: one SME answers through the real page (Streamlit's AppTest runs ``pages/1_Annotate.py``
+   exactly as the server does); the time from the click to the next question rendered is measured.
+2. Load: ``--smes`` processes answer concurrently for ``--minutes`` against the same SQLite file
+   (claim, think 0.2-2 s, answer; 5% walk away so their lease expires); then the counts are checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import ROOT, machine, update_benchmarks
+from bench.ranking import log
+
+
+def setup(data_dir: Path) -> dict:
+    os.environ.update({"XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0"})
+    os.environ.pop("XMTC_DATABASE_URL", None)
+    from sqlalchemy import select
+
+    from core.auth import create_user
+    from core.campaigns import CampaignConfig, create_campaign
+    from core.config import Settings
+    from core.demo import NEW_LABELS, build_demo
+    from core.jobs import enqueue
+    from core.projects import add_member
+    from core.worker import WorkerProcess
+    from storage.db import Database
+    from storage.models import Label
+
+    settings = Settings.from_env()
+    db = Database(settings.db_url)
+    db.create_all()
+    admin = create_user(db, "lead", "long enough", "admin").id
+    demo = build_demo(db, settings.demo_data_dir, user_id=admin)
+    worker = WorkerProcess(db, settings)
+    worker.register()
+    worker.run_one()  # the label index (zero-shot): the active model
+    names = [n.strip() for n in (settings.demo_data_dir / NEW_LABELS).read_text().splitlines() if n.strip()]
+    with db.session() as s:
+        ids = list(s.scalars(select(Label.id).where(Label.project_id == demo.project_id, Label.pref_label.in_(names))))
+    enqueue(db, "build_pools", demo.project_id, {"label_ids": ids})
+    worker.run_one()
+    cid = create_campaign(db, demo.project_id, "bench", ids, admin,
+                          CampaignConfig(questions_per_fill=2000, train_after_positives=10**6, lease_s=30))
+    worker.run_one()  # iteration 0: serve the labels, rank the pools, fill the queue
+    smes = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(8)]
+    for i in range(8):
+        add_member(db, demo.project_id, f"sme{i}")
+    db.dispose()
+    return {"project": demo.project_id, "campaign": cid, "smes": smes, "admin": admin}
+
+
+def latency(world: dict, answers: int) -> list[float]:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Annotate.py"), default_timeout=60)
+    at.session_state["user_id"] = world["smes"][0]
+    at.session_state["project_id"] = world["project"]
+    at.run()
+    values = ["Yes", "No", "Unsure", "No"]
+    out = []
+    for i in range(answers + 3):
+        button = next(b for b in at.button if b.label.startswith(values[i % 4]))
+        started = time.perf_counter()
+        button.click().run()
+        elapsed = time.perf_counter() - started
+        if at.exception or "Label:" not in "".join(str(t.value) for t in at.text):
+            raise RuntimeError(f"the page did not show the next question: {at.exception}")
+        if i >= 3:  # the first runs warm caches up
+            out.append(elapsed * 1000)
+    return out
+
+
+def sme_process(url: str, campaign: int, user: int, seconds: float, seed: int, queue: mp.Queue) -> None:
+    from core.campaigns import AnswerConflict, answer, claim_next
+    from storage.db import Database
+
+    db = Database(url)
+    rng = random.Random(seed)
+    stored, conflicts, walked = [], 0, 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        q = claim_next(db, campaign, user)
+        if q is None:
+            time.sleep(0.5)
+            continue
+        if rng.random() < 0.05:
+            walked += 1
+            time.sleep(31)  # walks away: the 30 s lease runs out
+        else:
+            time.sleep(rng.uniform(0.2, 2.0))
+        value = rng.choice(["yes", "no", "no", "unsure", "skip"])
+        try:
+            answer(db, q.item_id, user, value)
+            stored.append((q.item_id, user, value))
+        except AnswerConflict:
+            conflicts += 1
+    queue.put({"stored": stored, "conflicts": conflicts, "walked": walked})
+
+
+def load(world: dict, url: str, smes: int, minutes: float) -> dict:
+    from sqlalchemy import select
+
+    from storage.db import Database
+    from storage.models import Annotation, QueueItem
+
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=sme_process, args=(url, world["campaign"], world["smes"][i], minutes * 60, i, queue))
+             for i in range(smes)]
+    for p in procs:
+        p.start()
+    reports = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    acknowledged = sorted(x for r in reports for x in r["stored"])
+    db = Database(url)
+    with db.session() as s:
+        rows = sorted(tuple(r) for r in s.execute(select(Annotation.queue_item_id, Annotation.user_id, Annotation.answer)))
+        statuses = [i.status for i in s.scalars(select(QueueItem).where(QueueItem.campaign_id == world["campaign"]))]
+    real = [i for i, _, v in rows if v != "skip"]
+    return {"smes": smes, "minutes": minutes, "answers_stored": len(rows), "answers_acknowledged": len(acknowledged),
+            "stored_exactly_once": rows == acknowledged, "questions_answered_twice": len(real) - len(set(real)),
+            "refused_late_answers": sum(r["conflicts"] for r in reports), "walked_away": sum(r["walked"] for r in reports),
+            "queue_states": {s: statuses.count(s) for s in sorted(set(statuses))}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--answers", type=int, default=100)
+    parser.add_argument("--smes", type=int, default=8)
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    command = "python -m bench.annotate " + " ".join(sys.argv[1:] if argv is None else argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "var"
+        started = time.monotonic()
+        world = setup(data_dir)
+        log(f"setup (demo, index, pools, campaign, first iteration) {time.monotonic() - started:.0f} s")
+        ms = latency(world, args.answers)
+        log(f"answer latency p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms")
+        result = load(world, f"sqlite:///{data_dir / 'xmtc.db'}", args.smes, args.minutes)
+        log(f"load: {result}")
+    out = {"answer_latency_p50_ms": float(np.percentile(ms, 50)), "answer_latency_p95_ms": float(np.percentile(ms, 95)),
+           "answers_timed": len(ms), "load": result, "machine": machine(), "command": command}
+    if args.no_write:
+        print(json.dumps(out, indent=2))
+        return
+    (ROOT / "bench" / "results" / "annotate.json").write_text(json.dumps(out, indent=2))
+    update_benchmarks("annotate", render(out))
+    log("wrote bench/results/annotate.json and BENCHMARKS.md")
+
+
+def render(r: dict) -> str:
+    load_ = r["load"]
+    return "\n".join([
+        "## Annotate: answer latency and concurrent SMEs (`bench/annotate.py`)", "",
+        f"Command: `{r['command']}` · machine: {r['machine']}.", "",
+        f"- Answer latency at the server (click -> next question rendered, the real page run by Streamlit's "
+        f"AppTest on the demo database, {r['answers_timed']} answers): p50 {r['answer_latency_p50_ms']:.0f} ms, "
+        f"p95 {r['answer_latency_p95_ms']:.0f} ms (target < 300 ms).",
+        f"- {load_['smes']} SME processes for {load_['minutes']:g} minutes on one SQLite file: "
+        f"{load_['answers_stored']} answers stored, {load_['answers_acknowledged']} acknowledged "
+        f"(exactly once: {load_['stored_exactly_once']}), questions answered twice: "
+        f"{load_['questions_answered_twice']}, {load_['walked_away']} walk-aways whose lease expired, "
+        f"{load_['refused_late_answers']} late answers refused with a message; queue afterwards: {load_['queue_states']}.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
