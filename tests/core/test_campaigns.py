@@ -21,7 +21,7 @@ from core.campaigns import (
 )
 from core.errors import XmtcError
 from core.new_labels import store_pools
-from storage.models import Annotation, Document, Job, QueueItem, utcnow
+from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -223,3 +223,15 @@ def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world
     # No lease lost: every question is answered, open, or held by someone (lease running or claimable again).
     assert {i.status for i in items.values()} <= {"answered", "open", "claimed"}
     assert len(real) > 40
+
+
+def test_a_label_deleted_mid_campaign_is_no_longer_asked_about(world):
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world, labels=("onc", "card"))
+    with db.session() as s:
+        s.execute(update(Label).where(Label.id == world["labels"]["onc"]).values(deprecated=True))
+    asked = []
+    while (q := claim_next(db, cid, a, T0)) is not None:
+        asked.append(q.label_id)
+        answer(db, q.item_id, a, "no", now=T0)
+    assert asked and set(asked) == {world["labels"]["card"]}
