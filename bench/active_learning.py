@@ -205,11 +205,14 @@ def render(r: dict) -> str:
     lines = [
         "## New labels by active learning (`bench/active_learning.py`)", "",
         f"Command: `{r['command']}` · machine: {r['machine']}.", "",
-        "| answers per label | new R@10 bi | new R@10 BiCross | seconds |", "|---|---|---|---|",
+        "| answers per label | new R@10 bi (greedy) | new R@10 BiCross (greedy) | new R@10 bi (random) | seconds |",
+        "|---|---|---|---|---|",
     ]
-    for row in r["curve"]:
+    random_curve = r.get("random_curve", [])
+    for i, row in enumerate(r["curve"]):
         bicross = "" if row["new_R@10_bicross"] is None else f"{row['new_R@10_bicross']:.3f}"
-        lines.append(f"| {row['answers_per_label']:.0f} | {row['new_R@10_bi']:.3f} | {bicross} | {row['seconds']} |")
+        rand = f"{random_curve[i]['new_R@10_bi']:.3f}" if i < len(random_curve) else ""
+        lines.append(f"| {row['answers_per_label']:.0f} | {row['new_R@10_bi']:.3f} | {bicross} | {rand} | {row['seconds']} |")
     pr = r["pool_recall"]
     lines += [
         "",

@@ -246,7 +246,9 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     ranker = load_ranker(version.path, settings.device)
     if not isinstance(ranker, BiCrossRanker):
         raise XmtcError("Active learning needs a bi-encoder model (BiCross or zero-shot), not the classifier baseline.")
-    al_cfg = ALConfig(**{**{"rerank_window": 0}, **cfg.al, "questions_per_iteration": cfg.questions_per_fill,
+    # In the background the whole pool is re-ranked each time (the paper's method; no window needed).
+    overrides = {k: v for k, v in cfg.al.items() if k in ALConfig.__dataclass_fields__}
+    al_cfg = ALConfig(**{"rerank_window": 0, **overrides, "questions_per_iteration": cfg.questions_per_fill,
                          "strategy": strategy})
     cycle = ActiveLearningCycle(ranker, texts, replay, new_labels, pools, al_cfg, resume=True)
     answers, trained = _campaign_answers(ctx.db, campaign_id)
