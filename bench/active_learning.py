@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapted", type=Path, default=None, help="reuse a GPL-adapted encoder saved by an earlier run")
     parser.add_argument("--skip-random", action="store_true")
     parser.add_argument("--initial-only", action="store_true", help="train and save the initial model, then stop")
+    parser.add_argument("--lr", type=float, default=ALConfig.lr, help="bi-encoder learning rate per AL step")
+    parser.add_argument("--cross-lr", type=float, default=ALConfig.cross_lr)
+    parser.add_argument("--recall-ratio", type=float, default=ALConfig.recall_ratio)
+    parser.add_argument("--replay-ratio", type=float, default=ALConfig.replay_ratio)
+    parser.add_argument("--name", default="active_learning", help="results file and BENCHMARKS.md section")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = "python -m bench.active_learning " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         if strategy == "greedy":
             results["old_R@10_before"] = recall10(ranker, old_test_texts, old_test_gold, True)
             log(f"old-label R@10 before: {results['old_R@10_before']:.3f}")
-        cfg = ALConfig(questions_per_iteration=args.per_iteration, strategy=strategy)
+        cfg = ALConfig(questions_per_iteration=args.per_iteration, strategy=strategy, lr=args.lr, cross_lr=args.cross_lr,
+                       recall_ratio=args.recall_ratio, replay_ratio=args.replay_ratio)
         results.setdefault("al_config", cfg.as_dict())
         cycle = ActiveLearningCycle(ranker, texts, old_gold, new_names_by_id, pools, cfg, make_strategy(strategy))
 
@@ -160,10 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         print(json.dumps(results, indent=2))
         return
-    (ROOT / "bench" / "results" / "active_learning.json").write_text(json.dumps(results, indent=2))
-    plot(results, ROOT / "bench" / "results" / "active_learning.png")
-    update_benchmarks("active_learning", render(results))
-    log("wrote bench/results/active_learning.json, active_learning.png and BENCHMARKS.md")
+    (ROOT / "bench" / "results" / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+    plot(results, ROOT / "bench" / "results" / f"{args.name}.png")
+    update_benchmarks(args.name, render(results, args.name))
+    log(f"wrote bench/results/{args.name}.json, {args.name}.png and BENCHMARKS.md")
 
 
 def plot(r: dict, path: Path) -> None:
@@ -201,9 +207,10 @@ def phase_medians(curve: list[dict]) -> str:
     return ", ".join(f"{k} {np.median(v):.1f} s" for k, v in phases.items())
 
 
-def render(r: dict) -> str:
+def render(r: dict, name: str = "active_learning") -> str:
     lines = [
-        "## New labels by active learning (`bench/active_learning.py`)", "",
+        f"## New labels by active learning (`bench/active_learning.py`{'' if name == 'active_learning' else ', ' + name})",
+        "", f"AL settings: `{json.dumps(r.get('al_config', {}))}`.", "",
         f"Command: `{r['command']}` · machine: {r['machine']}.", "",
         "| answers per label | new R@10 bi (greedy) | new R@10 BiCross (greedy) | new R@10 bi (random) | seconds |",
         "|---|---|---|---|---|",
@@ -219,12 +226,13 @@ def render(r: dict) -> str:
         f"- Old-label Recall@10 (BiCross, test): {r['old_R@10_before']:.3f} before, {r['old_R@10_after']:.3f} after.",
         "- Pool recall@k before/after GPL: " + ", ".join(
             f"k={k}: {pr['before'][k]:.3f} -> {pr['after'][k]:.3f}" for k in pr["before"]) + ".",
-        f"- Random acquisition (control), final new-label R@10 (bi): {r.get('random_new_R@10', float('nan')):.3f}.",
+        *([f"- Random acquisition (control), final new-label R@10 (bi): {r['random_new_R@10']:.3f}."]
+          if "random_new_R@10" in r else []),
         f"- Median wall time per AL iteration (re-rank pool heads + train): {r['iteration_s_median']:.1f} s "
         f"({phase_medians(r['curve'])}).",
         f"- GPL (title queries, {r['gpl'].get('triples', '?')} triples, {r['gpl'].get('steps', '?')} steps): "
         f"{r['gpl'].get('total_seconds', float('nan')) / 60:.1f} min.",
-        "- Plot: `bench/results/active_learning.png`.",
+        f"- Plot: `bench/results/{name}.png`.",
     ]
     return "\n".join(lines)
 
