@@ -172,7 +172,7 @@ def train_gpl(encoder: Any, examples: GplExamples, cfg: GplConfig, progress: Pro
     with tempfile.TemporaryDirectory() as out:
         args = SentenceTransformerTrainingArguments(
             output_dir=out, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.lr, warmup_ratio=0.1, seed=cfg.seed, save_strategy="no", report_to="none",
+            learning_rate=cfg.lr, warmup_steps=0.1, seed=cfg.seed, save_strategy="no", report_to="none",
             logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, use_cpu=str(encoder.device) == "cpu")
         trainer = SentenceTransformerTrainer(model=encoder, args=args, train_dataset=data, loss=MarginMSELoss(encoder),
                                              callbacks=[Report()])

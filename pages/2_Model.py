@@ -74,7 +74,7 @@ if user.is_admin:
         gpl_epochs = g[2].number_input("Epochs", 1, 10, GplConfig().epochs)
         st.caption("GPL adapts a separate copy of the pretrained encoder to this corpus (the active model's "
                    "cross-encoder labels the margins); pools are then built with the newest adapted encoder. "
-                   "About 5 minutes on the demo corpus on a 2-core CPU.")
+                   "About 11 minutes on the demo corpus on a 2-core CPU.")
         if st.form_submit_button("Adapt an encoder (GPL)"):
             submit_job(db, user, ADAPT_ENCODER, project_id, {"generator": generator, "generator_path": generator_path,
                                                              "config": {"epochs": int(gpl_epochs)}})

@@ -129,3 +129,35 @@ def test_a_label_with_an_empty_pool_is_reported_and_the_others_go_on(ranker):
     assert {lab for _, lab in al.select(5)} == {100}
     with pytest.raises(XmtcError, match="have no text"):
         ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, {102: "X"}, {102: [10, 999]})
+
+
+def test_two_iterations_on_real_pubmed_documents(shared_data, encoder_path):
+    from core.demo import NEW_LABELS, read_demo_corpus
+    from core.reports import ImportReport
+
+    new_name = (shared_data / NEW_LABELS).read_text().split("\n")[0].strip()
+    train = [r for r in read_demo_corpus(shared_data, ImportReport()) if r.split == "train"]
+    positives = [r for r in train if new_name in r.labels][:4]
+    others = [r for r in train if new_name not in r.labels][:8]
+    docs = positives + others
+    names = sorted({n for r in docs for n in r.labels} - {new_name})
+    ids = {n: i for i, n in enumerate(names)}
+    texts = {i: r.text for i, r in enumerate(docs)}
+    old_gold = {i: {ids[n] for n in r.labels if n != new_name} for i, r in enumerate(docs)}
+    new_id = len(names)
+    bi = load_bi_encoder(encoder_path, "cpu", 64)
+    ranker = BiCrossRanker.build(bi, make_label_table([LabelRow(i, n, n) for n, i in ids.items()], list(old_gold.values())),
+                                 cross=CrossScorer(encoder_path, "cpu", 64))
+    al = ActiveLearningCycle(ranker, texts, old_gold, {new_id: new_name}, {new_id: sorted(texts)},
+                             ALConfig(questions_per_iteration=6, train_batch=4))
+    vector = ranker.vectors[ranker.table.row(new_id)].copy()
+
+    def recall(r, _):
+        top = r.rank([texts[i] for i in range(len(positives))], k=10, rerank=False)
+        return {"R@10": sum(new_id in [p.label_id for p in t] for t in top) / len(top)}
+
+    oracle = SimulatedOracle({i: ({new_id} if i < len(positives) else set()) for i in texts})
+    history = al.run(oracle, iterations=2, evaluate=recall)
+    assert len(history) == 3 and all("R@10" in h.metrics for h in history)
+    assert sum(h.asked for h in history) == 12 and sum(h.positives for h in history) == len(positives)
+    assert not np.allclose(vector, ranker.vectors[ranker.table.row(new_id)], atol=1e-4)  # the new label moved
