@@ -14,6 +14,7 @@ pools for the 30 labels of new_labels.txt, a campaign and its first AL iteration
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -123,7 +124,9 @@ def load(world: dict, url: str, smes: int, minutes: float) -> dict:
 
     queue: mp.Queue = mp.get_context("spawn").Queue()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=sme_process, args=(url, world["campaign"], world["smes"][i], minutes * 60, i, queue))
+    # Spawned children import the worker function by its module name (not __main__ under ``python -m``).
+    target = importlib.import_module("bench.annotate").sme_process
+    procs = [ctx.Process(target=target, args=(url, world["campaign"], world["smes"][i], minutes * 60, i, queue))
              for i in range(smes)]
     for p in procs:
         p.start()
