@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 
 from core.bicross import stage
 from core.campaigns import AL_ITERATION, CampaignConfig, add_questions, asked_questions
+from core.catalog import DocRow, documents
 from core.config import Settings
 from core.corpus import document_text
 from core.encoders import default_encoder_path, encode, load_bi_encoder
@@ -217,7 +218,6 @@ def _campaign_answers(db: Database, campaign_id: int) -> tuple[dict[tuple[int, i
 def al_iteration(ctx: JobContext) -> dict[str, Any]:
     """Serve the campaign's labels (first run) or learn the answers so far, save a version, refill the queue."""
     from core.active_learning import ActiveLearningCycle, ALConfig
-    from core.catalog import documents
 
     settings = Settings.from_env()
     campaign_id = int(ctx.params["campaign_id"])
@@ -238,7 +238,9 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     if not new_labels:
         raise XmtcError("Every label of this campaign was deleted or deprecated: stop the campaign.")
     pools = load_pools(ctx.db, ctx.project_id, list(new_labels))
-    docs = [d for d in documents(ctx.db, ctx.project_id) if d.split != "test"]
+    every = documents(ctx.db, ctx.project_id)  # one read serves training (non-test) and the held-out metric (test)
+    docs = [d for d in every if d.split != "test"]
+    held_out = [d for d in every if d.split == "test"]
     texts = {d.id: d.text for d in docs}
     # Replay teaches the labels the model knew before: a campaign label's own gold never leaks in.
     replay = {d.id: set(d.gold) - set(new_labels) for d in docs if set(d.gold) - set(new_labels)}
@@ -255,7 +257,7 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     cycle.answers, cycle.trained = answers, trained & set(answers)
     cycle.record([], [])  # the new labels' priors follow the answers so far
     fresh = [q for q in answers if q not in trained]
-    metrics = _campaign_metrics(ctx.db, ctx.project_id, ranker, new_labels, fresh, answers, texts)
+    metrics = _campaign_metrics(ranker, new_labels, fresh, answers, texts, held_out)
     stats = cycle.train(stage(ctx.progress, 0.05, 0.8)) if fresh else {"skipped": "no answer to learn yet"}
     ctx.check_cancel()
     learned = cycle.trained & set(fresh)
@@ -286,15 +288,14 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
             "metrics": metrics, "train": flat_stats(stats)}
 
 
-def _campaign_metrics(db: Database, project_id: int, ranker: BiCrossRanker, new_labels: dict[int, str],
-                      fresh: list[tuple[int, int]], answers: dict[tuple[int, int], str],
-                      texts: dict[int, str], held_out_docs: int = 200) -> dict[str, float]:
+def _campaign_metrics(ranker: BiCrossRanker, new_labels: dict[int, str], fresh: list[tuple[int, int]],
+                      answers: dict[tuple[int, int], str], texts: dict[int, str], held_out: list[DocRow],
+                      held_out_docs: int = 200) -> dict[str, float]:
     """Recall@10 of the campaign's labels before this iteration's training.
 
     ``answered_R@10``: on the documents SMEs just said "yes" to (the model has not learned them yet);
     ``heldout_R@10``: on test documents whose gold carries a campaign label (when the project has any).
     """
-    from core.catalog import documents
     from core.metrics import evaluate
 
     out: dict[str, float] = {}
@@ -306,7 +307,7 @@ def _campaign_metrics(db: Database, project_id: int, ranker: BiCrossRanker, new_
         ids = sorted(yes)
         ranked = ranker.rank([texts[d] for d in ids], k=10, rerank=False)
         out["answered_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [yes[d] for d in ids], ("R@10",))["R@10"]
-    test = [(d.text, set(d.gold) & set(new_labels)) for d in documents(db, project_id, split="test")]
+    test = [(d.text, set(d.gold) & set(new_labels)) for d in held_out]
     test = [t for t in test if t[1]][:held_out_docs]
     if test:
         ranked = ranker.rank([t for t, _ in test], k=10, rerank=False)
