@@ -113,20 +113,22 @@ def label_paths(parents: dict[int, list[int]], names: dict[int, str], label_id: 
     return sorted(paths)
 
 
-def _hierarchy(session: Any, project_id: int) -> tuple[dict[int, list[int]], dict[int, str]]:
-    """Parent lists and names of every label of a project (one query each)."""
+def _ancestry(session: Any, label_ids: list[int]) -> tuple[dict[int, list[int]], dict[int, str]]:
+    """Parent lists and names of the given labels and all their ancestors (a recursive query, not the whole tree)."""
+    up = select(LabelParent.child_id, LabelParent.parent_id).where(LabelParent.child_id.in_(label_ids)).cte(recursive=True)
+    up = up.union(select(LabelParent.child_id, LabelParent.parent_id).join(up, LabelParent.child_id == up.c.parent_id))
     parents: dict[int, list[int]] = {}
-    for c, p in session.execute(select(LabelParent.child_id, LabelParent.parent_id)
-                                .join(Label, Label.id == LabelParent.child_id).where(Label.project_id == project_id)):
+    for c, p in session.execute(select(up.c.child_id, up.c.parent_id)):
         parents.setdefault(c, []).append(p)
-    names = dict(session.execute(select(Label.id, Label.pref_label).where(Label.project_id == project_id)).all())
+    ids = set(label_ids) | {p for ps in parents.values() for p in ps}
+    names = dict(session.execute(select(Label.id, Label.pref_label).where(Label.id.in_(ids))).all())
     return parents, names
 
 
 def label_places(db: Database, project_id: int, label_ids: list[int], max_paths: int = 3) -> dict[int, tuple[str, list[str]]]:
     """Name and root-to-label paths (as "A > B > C") of several labels at once."""
     with db.session() as s:
-        parents, names = _hierarchy(s, project_id)
+        parents, names = _ancestry(s, label_ids)
     return {i: (names.get(i, str(i)), [" > ".join(p) for p in label_paths(parents, names, i, max_paths)])
             for i in label_ids}
 
@@ -137,11 +139,12 @@ def label_detail(db: Database, project_id: int, label_id: int) -> LabelDetail | 
         label = s.get(Label, label_id)
         if label is None or label.project_id != project_id:
             return None
-        parents, names = _hierarchy(s, project_id)
-        children = [c for c, ps in parents.items() if label_id in ps]
+        parents, names = _ancestry(s, [label_id])
+        children = s.scalars(select(Label.pref_label).join(LabelParent, LabelParent.child_id == Label.id)
+                             .where(LabelParent.parent_id == label_id)).all()
         docs = s.scalar(select(func.count(func.distinct(DocumentLabel.document_id)))
                         .where(DocumentLabel.label_id == label_id))
         return LabelDetail(label.id, label.external_id, label.pref_label, list(label.alt_labels or []),
                            label.description, label.deprecated, label.replaced_by,
-                           label_paths(parents, names, label_id), sorted(names[c] for c in children), docs or 0,
+                           label_paths(parents, names, label_id), sorted(children), docs or 0,
                            dict(label.extra or {}))
