@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE = ROOT / ".streamlit" / "secrets.toml"
 
 
 def _default_data_dir() -> Path:
@@ -35,7 +37,13 @@ class Settings:
         start_worker: whether the app starts a local worker when none is alive (``XMTC_START_WORKER``).
         llm_base_url: an OpenAI-compatible API (``XMTC_LLM_BASE_URL``; empty: OpenAI's own).
         llm_model: the chat model to ask (``XMTC_LLM_MODEL``).
-        llm_api_key: its key (``XMTC_LLM_API_KEY``, else ``OPENAI_API_KEY``); never stored or logged.
+        llm_api_key: its key (``XMTC_LLM_API_KEY``, else ``OPENAI_API_KEY``, else the same names in
+            ``.streamlit/secrets.toml``); never stored in the database, logged or shown.
+        llm_timeout_s: seconds one LLM request may take (``XMTC_LLM_TIMEOUT``, default 120).
+        llm_max_retries: retries with backoff on 429/5xx/timeouts (``XMTC_LLM_RETRIES``, default 3).
+        llm_concurrency: LLM requests in flight at once (``XMTC_LLM_CONCURRENCY``, default 4).
+        llm_price_in / llm_price_out: price per million prompt / completion tokens, for the cost shown
+            (``XMTC_LLM_PRICE_IN`` / ``XMTC_LLM_PRICE_OUT``, default 0: a local server).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -48,6 +56,11 @@ class Settings:
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)
+    llm_timeout_s: float = 120.0
+    llm_max_retries: int = 3
+    llm_concurrency: int = 4
+    llm_price_in: float = 0.0
+    llm_price_out: float = 0.0
 
     ENV = {
         "data_dir": "XMTC_DATA_DIR",
@@ -60,6 +73,11 @@ class Settings:
         "llm_base_url": "XMTC_LLM_BASE_URL",
         "llm_model": "XMTC_LLM_MODEL",
         "llm_api_key": "XMTC_LLM_API_KEY",
+        "llm_timeout_s": "XMTC_LLM_TIMEOUT",
+        "llm_max_retries": "XMTC_LLM_RETRIES",
+        "llm_concurrency": "XMTC_LLM_CONCURRENCY",
+        "llm_price_in": "XMTC_LLM_PRICE_IN",
+        "llm_price_out": "XMTC_LLM_PRICE_OUT",
     }
 
     @property
@@ -71,8 +89,8 @@ class Settings:
         return self.data_dir / "models"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Read settings from ``env`` (default ``os.environ``)."""
+    def from_env(cls, env: dict[str, str] | None = None, secrets_file: Path | None = SECRETS_FILE) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``); the API key may also come from ``secrets_file``."""
         env = dict(os.environ if env is None else env)
         base = cls()
         data_dir = Path(env.get("XMTC_DATA_DIR") or base.data_dir).resolve()
@@ -87,5 +105,21 @@ class Settings:
             start_worker=env.get("XMTC_START_WORKER", "1").lower() not in ("0", "false", "no"),
             llm_base_url=env.get("XMTC_LLM_BASE_URL", ""),
             llm_model=env.get("XMTC_LLM_MODEL", ""),
-            llm_api_key=env.get("XMTC_LLM_API_KEY") or env.get("OPENAI_API_KEY", ""),
+            llm_api_key=env.get("XMTC_LLM_API_KEY") or env.get("OPENAI_API_KEY") or _secret(secrets_file),
+            llm_timeout_s=float(env.get("XMTC_LLM_TIMEOUT", "120")),
+            llm_max_retries=int(env.get("XMTC_LLM_RETRIES", "3")),
+            llm_concurrency=max(1, int(env.get("XMTC_LLM_CONCURRENCY", "4"))),
+            llm_price_in=float(env.get("XMTC_LLM_PRICE_IN", "0")),
+            llm_price_out=float(env.get("XMTC_LLM_PRICE_OUT", "0")),
         )
+
+
+def _secret(path: Path | None, names: tuple[str, ...] = ("XMTC_LLM_API_KEY", "OPENAI_API_KEY")) -> str:
+    """The LLM key from Streamlit's secrets file (git-ignored), read without Streamlit; '' when absent."""
+    if path is None or not path.is_file():
+        return ""
+    try:
+        secrets = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ""
+    return next((str(secrets[n]) for n in names if secrets.get(n)), "")

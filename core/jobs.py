@@ -27,7 +27,7 @@ from storage.models import (
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 HANDLERS: dict[str, Handler] = {}
 TITLES: dict[str, str] = {}
-HANDLER_MODULES = ("core.tasks", "core.predictions", "core.new_labels")
+HANDLER_MODULES = ("core.tasks", "core.predictions", "core.new_labels", "core.evaluation")
 
 
 def load_handlers(extra: tuple[str, ...] = ()) -> None:
@@ -220,11 +220,15 @@ class JobContext:
         if cancel:
             raise JobCancelled("cancelled by a user")
 
+    def cancelled(self) -> bool:
+        """Whether a user asked this job to stop (no progress write)."""
+        with self.db.session() as s:
+            return bool(s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+
     def check_cancel(self) -> None:
         """Raise :class:`JobCancelled` if a cancel was requested (no progress write)."""
-        with self.db.session() as s:
-            if s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)):
-                raise JobCancelled("cancelled by a user")
+        if self.cancelled():
+            raise JobCancelled("cancelled by a user")
 
 
 def wait_for(db: Database, job_id: int, timeout_s: float = 600, poll_s: float = 0.2) -> JobView:

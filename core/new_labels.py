@@ -290,11 +290,12 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
 
 def _campaign_metrics(ranker: BiCrossRanker, new_labels: dict[int, str], fresh: list[tuple[int, int]],
                       answers: dict[tuple[int, int], str], texts: dict[int, str], held_out: list[DocRow],
-                      held_out_docs: int = 200) -> dict[str, float]:
-    """Recall@10 of the campaign's labels before this iteration's training.
+                      held_out_docs: int = 200, old_docs: int = 100) -> dict[str, float]:
+    """Recall@10 (bi-encoder) before this iteration's training.
 
-    ``answered_R@10``: on the documents SMEs just said "yes" to (the model has not learned them yet);
-    ``heldout_R@10``: on test documents whose gold carries a campaign label (when the project has any).
+    ``answered_R@10``: the campaign's labels on the documents SMEs just said "yes" to (not learned yet);
+    ``heldout_R@10``: the campaign's labels on test documents whose gold carries one (when the project has any);
+    ``old_R@10``: the labels the model knew before, on test documents (is anything forgotten?).
     """
     from core.metrics import evaluate
 
@@ -307,9 +308,14 @@ def _campaign_metrics(ranker: BiCrossRanker, new_labels: dict[int, str], fresh: 
         ids = sorted(yes)
         ranked = ranker.rank([texts[d] for d in ids], k=10, rerank=False)
         out["answered_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [yes[d] for d in ids], ("R@10",))["R@10"]
-    test = [(d.text, set(d.gold) & set(new_labels)) for d in held_out]
-    test = [t for t in test if t[1]][:held_out_docs]
-    if test:
-        ranked = ranker.rank([t for t, _ in test], k=10, rerank=False)
-        out["heldout_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [g for _, g in test], ("R@10",))["R@10"]
+    new = [d for d in held_out if set(d.gold) & set(new_labels)][:held_out_docs]
+    old = [d for d in held_out if set(d.gold) - set(new_labels)][:old_docs]
+    docs = list({d.id: d for d in new + old}.values())  # one ranking pass serves both measures
+    if docs:
+        ranked = dict(zip([d.id for d in docs], ranker.rank([d.text for d in docs], k=10, rerank=False), strict=True))
+        for key, part, gold in (("heldout_R@10", new, lambda d: set(d.gold) & set(new_labels)),
+                                ("old_R@10", old, lambda d: set(d.gold) - set(new_labels))):
+            if part:
+                out[key] = evaluate([[p.label_id for p in ranked[d.id]] for d in part], [gold(d) for d in part],
+                                    ("R@10",))["R@10"]
     return {k: round(v, 4) for k, v in out.items()}

@@ -128,12 +128,22 @@ def progress_view(c) -> None:
                        if any(k in r for r in measured)})
 
 
+def rating_key(task: rate.RatingTask, label_id: int, llm_shown: bool) -> str:
+    # A separate widget per mode: with the LLM shown, a label starts at the LLM's score (confirm or correct it).
+    return f"rate_{task.document_id}_{label_id}" + ("_llm" if llm_shown else "")
+
+
 def on_rate(version_id: int, task: rate.RatingTask, llm_shown: bool) -> None:
-    values = {lab: st.session_state.get(f"rate_{task.document_id}_{lab}") for lab, _ in task.labels}
+    values = {lab: st.session_state.get(rating_key(task, lab, llm_shown)) for lab, _ in task.labels}
     try:
         rate.rate_document(db, project_id, version_id, task, user.id, values,
                            rate.seconds_since(st.session_state.get(f"rate_shown_{task.document_id}"), utcnow()), llm_shown)
-        st.session_state["rate_flash"] = ("success", f"Saved your ratings of document {task.external_id}.")
+        message = f"Saved your ratings of document {task.external_id}."
+        compared, differ = rate.disagreements(task, values)
+        if compared and not llm_shown:  # blind: the LLM's ratings are revealed once the SME has answered
+            message += (f" The LLM agreed on {compared - len(differ)} of {compared} labels"
+                        + (": " + "; ".join(differ) if differ else "."))
+        st.session_state["rate_flash"] = ("success", message)
     except XmtcError as exc:
         st.session_state["rate_flash"] = ("warning", str(exc))
 
@@ -142,29 +152,36 @@ def rating_view() -> None:
     flash = st.session_state.pop("rate_flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
-    version = active_version(db, project_id)
-    if version is None:
-        st.info("There is no active model to rate yet.")
+    choices = rate.versions_with_predictions(db, project_id)
+    if not choices:
+        st.info("No model version has predictions for the test split yet. An admin predicts the test split on the "
+                "Model page.")
         return
-    task = rate.next_to_rate(db, project_id, version.id, user.id)
+    names = dict(choices)
+    active = active_version(db, project_id)
+    default = [i for i, _ in choices].index(active.id) if active and active.id in names else 0
+    version_id = st.selectbox("Model version to verify", list(names), index=default, format_func=names.get,
+                              key="rate_version")
+    task = rate.next_to_rate(db, project_id, version_id, user.id)
     if task is None:
-        st.info(f"No test document of {version.name} is waiting for your ratings. An admin predicts the test split "
-                "with the active version on the Model page.")
+        st.info(f"No test document of {names[version_id]} is waiting for your ratings.")
         return
     st.session_state.setdefault(f"rate_shown_{task.document_id}", utcnow())
-    st.caption(f"Rate each label {version.name} predicted for this test document: 0 irrelevant, 1 somewhat, "
-               "2 highly relevant. Tab moves between labels; arrow keys choose.")
+    st.caption(f"Rate each label {names[version_id]} predicted for this test document: 0 irrelevant, 1 somewhat, "
+               "2 highly relevant. Tab moves between labels; arrow keys choose; Enter saves.")
     document_view(task.title, task.abstract, task.keywords)
-    show_llm = bool(task.llm) and st.toggle("Show the LLM's ratings (leave off to rate blind)", key="rate_show_llm")
+    show_llm = bool(task.llm) and st.toggle(
+        "Show the LLM's ratings (off: rate blind; the LLM's ratings are revealed after you save)", key="rate_show_llm")
     for lab, name in task.labels:
         cols = st.columns([3, 4])
         cols[0].text(name)
-        cols[1].radio(name, list(rate.SCALE), format_func=rate.SCALE.get, index=None, horizontal=True,
-                      key=f"rate_{task.document_id}_{lab}", label_visibility="collapsed")
-        if show_llm and lab in task.llm:
-            cols[0].caption(f"LLM: {task.llm[lab][0]} · {task.llm[lab][1]}")
+        llm = task.llm.get(lab) if show_llm else None
+        cols[1].radio(name, list(rate.SCALE), format_func=rate.SCALE.get, index=llm[0] if llm else None,
+                      horizontal=True, key=rating_key(task, lab, show_llm), label_visibility="collapsed")
+        if llm:
+            cols[0].caption(f"LLM: {llm[0]} · {llm[1]}")
     st.button("Save the ratings (Enter)", type="primary", shortcut="Enter", key="rate_save", on_click=on_rate,
-              args=(version.id, task, show_llm))
+              args=(version_id, task, show_llm))
 
 
 def browse_view() -> None:

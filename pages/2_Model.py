@@ -59,12 +59,16 @@ if user.is_admin:
             cfg = TrainConfig(train_bi=train_bi, train_cross=train_cross, train_baseline=train_baseline,
                               epochs=int(epochs), batch_size=int(batch), max_seq_length=int(seq))
             submit_job(db, user, TRAIN_MODEL, project_id, {"config": cfg.as_dict(), "eval_docs": int(eval_docs)})
-    c = st.columns(2)
+    c = st.columns([2, 2, 2])
     if c[0].button("Embed labels and build the label index", key="build_index"):
         submit_job(db, user, BUILD_LABEL_INDEX, project_id, max_attempts=2)
-    if c[1].button("Predict the test split with the active version", key="predict_test",
-                   disabled=not any(v.active for v in all_versions)):
-        submit_job(db, user, "predict_documents", project_id, {"split": "test"})
+    rankers = [v for v in all_versions if v.kind in versions.SERVING_KINDS]
+    to_predict = c[1].selectbox("Version to predict the test split with (for rating and LLM judging)",
+                                [v.id for v in rankers], key="predict_pick", label_visibility="collapsed",
+                                index=next((i for i, v in enumerate(rankers) if v.active), 0),
+                                format_func=lambda i: next(v.name for v in rankers if v.id == i))
+    if c[2].button("Predict the test split with this version", key="predict_test", disabled=not rankers):
+        submit_job(db, user, "predict_documents", project_id, {"split": "test", "version_id": to_predict})
 
     st.subheader("New labels: domain adaptation and document pools")
     with st.form("gpl_form"):

@@ -318,6 +318,28 @@ class Rating(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class LLMJudgment(Base):
+    """An LLM's verdict on one label for one document text (rated 0/1/2 or explicitly unrated), cached so
+    that nothing is paid for twice. The key digests the document text, the label, the model and the prompt version."""
+
+    __tablename__ = "llm_judgments"
+    __table_args__ = (
+        UniqueConstraint("cache_key", name="uq_llm_judgment_cache_key"),
+        Index("ix_llm_judgments_project_document", "project_id", "document_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    cache_key: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(40))
+    rating: Mapped[int | None] = mapped_column(Integer)  # None: unrated (the LLM gave no valid score)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10))  # rated / unrated
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 JOB_QUEUED = "queued"
 JOB_RUNNING = "running"
 JOB_DONE = "done"

@@ -134,6 +134,7 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
     assert second.status == "done", second.error
     assert second.result["iteration"] == 2 and second.result["learned"] == 3
     assert second.result["train"]["bi.steps"] >= 1 and "answered_R@10" in second.result["metrics"]
+    assert 0.0 <= second.result["metrics"]["old_R@10"] <= 1.0  # the test document carries an old label
     with db.session() as s:
         assert {a.trained_in_iteration for a in s.scalars(select(Annotation))} == {2}
         assert s.get(Campaign, cid).model_version_id == second.result["model_version_id"]

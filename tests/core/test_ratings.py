@@ -41,3 +41,28 @@ def test_an_sme_rates_every_predicted_label_once(predicted):
     with db.session() as s:
         rows = {r.label_id: r.rating for r in s.scalars(select(Rating))}
     assert rows == {first: 2, second: 0, third: 1}
+
+
+def test_a_label_rated_under_one_version_is_not_asked_again_for_another(predicted, data_dir):
+    from core.ratings import disagreements, versions_with_predictions
+    from core.versions import register_version, write_bundle
+
+    db, pid, (a, _, _) = predicted["db"], predicted["pid"], predicted["users"]
+    first, second, third = predicted["predicted"]
+    other = register_version(db, pid, "baseline", write_bundle(data_dir / "models", pid, "baseline", lambda f: {}),
+                             {}, {}, None)
+    extra = next(i for i in predicted["labels"].values() if i not in predicted["predicted"])
+    store_predictions(db, other, [predicted["doc"]], [[Prediction(third, 0.9, 0.9), Prediction(extra, 0.8, 0.8)]])
+    assert [n for _, n in versions_with_predictions(db, pid)] == ["v2 (baseline)", "v1 (bicross)"]
+    with db.session() as s:
+        s.add(Rating(project_id=pid, document_id=predicted["doc"], label_id=third, model_version_id=other, kind="llm",
+                     rater="llm:m", rating=2, explanation="central"))
+    task = next_to_rate(db, pid, predicted["version"], a)
+    assert task.llm == {third: (2, "central")}  # the LLM's rating of the pair, collected for the other version
+    rate_document(db, pid, predicted["version"], task, a, {first: 2, second: 0, third: 1}, 5.0, False)
+    assert disagreements(task, {first: 2, second: 0, third: 1}) == (1, ["Label: you 1, LLM 2 (central)".replace(
+        "Label", dict(task.labels)[third])])
+    later = next_to_rate(db, pid, other, a)
+    assert [lab for lab, _ in later.labels] == [extra]  # `third` was rated already, under v1
+    rate_document(db, pid, other, later, a, {extra: 0}, 2.0, True)
+    assert next_to_rate(db, pid, other, a) is None

@@ -150,12 +150,25 @@ def test_rating_mode_rates_the_top_labels_blind_or_with_the_llm(seeded, data_dir
     assert "The abstract is about the heart" not in texts(at)  # blind by default
     at.toggle(key="rate_show_llm").set_value(True).run()
     assert "LLM: 2 · The abstract is about the heart." in texts(at)
+    assert at.radio(key=f"rate_{doc}_{card}_llm").value == 2  # starts at the LLM's score: the SME confirms it
     click(at, "Save the ratings")
     assert "still unrated" in texts(at)
-    at.radio(key=f"rate_{doc}_{card}").set_value(2)
-    at.radio(key=f"rate_{doc}_{onc}").set_value(1)
+    at.radio(key=f"rate_{doc}_{onc}_llm").set_value(1)
     click(at, "Save the ratings")
     assert "Saved your ratings" in texts(at) and "No test document" in texts(at)
     with db.session() as s:
         rows = {(r.label_id, r.rating, r.llm_shown) for r in s.scalars(select(Rating).where(Rating.kind == "sme"))}
     assert rows == {(card, 2, True), (onc, 1, True)}
+    # The admin rates the same document blind; the LLM's view is revealed only after saving.
+    admin = signed_in("pages/1_Annotate.py", seeded["admin"])
+    admin.radio(key="annotate_view").set_value("Rate test documents").run()
+    assert "The abstract is about the heart" not in texts(admin)
+    admin.radio(key=f"rate_{doc}_{card}").set_value(0)
+    admin.radio(key=f"rate_{doc}_{onc}").set_value(2)
+    click(admin, "Save the ratings")
+    shown = texts(admin)
+    assert "The LLM agreed on 0 of 1 labels: Cardiology: you 0, LLM 2 (The abstract is about the heart.)" in shown
+    with db.session() as s:
+        blind = {(r.label_id, r.rating, r.llm_shown) for r in s.scalars(select(Rating).where(
+            Rating.kind == "sme", Rating.user_id == seeded["admin"]))}
+    assert blind == {(card, 0, False), (onc, 2, False)}

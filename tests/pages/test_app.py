@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from storage.models import Job
 from tests.pages.conftest import PAGES, app, signed_in, texts
@@ -137,6 +138,13 @@ def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_
     next(b for b in at.button if b.label.startswith("Activate")).click().run()
     assert active_version(db, pid).kind == "baseline"
     assert at.dataframe[0].value["active"].tolist() == ["yes", ""]
+    # Any serving version, the baseline included, can predict the test split (for rating and LLM judging).
+    bicross_id = next(v.id for v in list_versions(db, pid) if v.kind == "bicross")
+    at.selectbox(key="predict_pick").set_value(bicross_id)
+    at.button(key="predict_test").click().run()
+    with db.session() as s:
+        job = s.scalar(select(Job).where(Job.kind == "predict_documents"))
+    assert job.params == {"split": "test", "version_id": bicross_id}
 
 
 def test_model_page_queues_gpl_and_a_pool_job_for_the_chosen_labels(seeded, data_dir):

@@ -1,0 +1,42 @@
+"""Agreement metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.agreement import agreement, agreement_scales, two_point
+
+# A worked example: ten (LLM, SME) pairs.
+LLM = [2, 2, 1, 0, 0, 1, 2, 0, 1, 2]
+SME = [2, 1, 1, 0, 1, 1, 2, 0, 0, 2]
+
+
+def test_three_point_agreement_and_kappa_by_hand():
+    # Agreements: (2,2) x3, (1,1) x2, (0,0) x2 -> 7/10.
+    # Marginals LLM 0:3 1:3 2:4, SME 0:3 1:4 2:3 -> chance = (3*3 + 3*4 + 4*3) / 100 = 0.33.
+    # kappa = (0.70 - 0.33) / (1 - 0.33) = 0.37 / 0.67.
+    a = agreement(LLM, SME)
+    assert a.n == 10 and a.percent == pytest.approx(0.7)
+    assert a.kappa == pytest.approx(0.37 / 0.67)
+    assert a.matrix == [[2, 1, 0], [1, 2, 0], [0, 1, 3]]  # rows LLM, columns SME
+
+
+def test_two_point_scale_merges_somewhat_and_highly_relevant():
+    # LLM -> 1 1 1 0 0 1 1 0 1 1 ; SME -> 1 1 1 0 1 1 1 0 0 1 : 8/10 agree.
+    # Marginals 0:3 1:7 for both -> chance = (9 + 49) / 100 = 0.58; kappa = 0.22 / 0.42.
+    scales = agreement_scales(LLM, SME)
+    assert [two_point(x) for x in (0, 1, 2)] == [0, 1, 1]
+    assert scales["2-point"].percent == pytest.approx(0.8)
+    assert scales["2-point"].kappa == pytest.approx(0.22 / 0.42)
+    assert scales["2-point"].matrix == [[2, 1], [1, 6]]
+    assert scales["3-point"].kappa == pytest.approx(0.37 / 0.67)
+
+
+def test_degenerate_cases():
+    assert agreement([], []).percent is None and agreement([], []).kappa is None
+    same = agreement([2, 2, 2], [2, 2, 2])
+    assert same.percent == 1.0 and same.kappa is None  # one class only: kappa is undefined, not 1 or 0
+    opposite = agreement([0, 2, 0, 2], [2, 0, 2, 0])
+    assert opposite.percent == 0.0 and opposite.kappa == pytest.approx(-1.0)
+    with pytest.raises(ValueError):
+        agreement([0], [0, 1])
