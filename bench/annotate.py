@@ -183,7 +183,7 @@ def render(r: dict) -> str:
         "## Annotate: answer latency and concurrent SMEs (`bench/annotate.py`)", "",
         f"Command: `{r['command']}` · machine: {r['machine']}.", "",
         f"- Answer latency at the server (click -> next question rendered, the real page run by Streamlit's "
-        f"AppTest on the demo database, {r['answers_timed']} answers): p50 {r['answer_latency_p50_ms']:.0f} ms, "
+        f"AppTest on the demo database the load phase left, {r['answers_timed']} answers): p50 {r['answer_latency_p50_ms']:.0f} ms, "
         f"p95 {r['answer_latency_p95_ms']:.0f} ms (target < 300 ms).",
         f"- {load_['smes']} SME processes for {load_['minutes']:g} minutes on one SQLite file: "
         f"{load_['answers_stored']} answers stored, {load_['answers_acknowledged']} acknowledged "
