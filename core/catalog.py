@@ -6,11 +6,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, func, select
+from sqlalchemy.orm import aliased
 
 from core.corpus import document_text
 from core.taxonomy import LabelRow
 from storage.db import Database
-from storage.models import ASSIGNMENT_GOLD, Document, DocumentLabel, Label, LabelParent
+from storage.models import (
+    ASSIGNMENT_GOLD,
+    CAMPAIGN_STOPPED,
+    Campaign,
+    CampaignLabel,
+    Document,
+    DocumentLabel,
+    Label,
+    LabelParent,
+    PredictionRecord,
+    TaxonomyVersion,
+)
 
 
 @dataclass
@@ -63,7 +75,7 @@ def documents(db: Database, project_id: int, split: str | None = None, with_gold
 
 @dataclass
 class LabelDetail:
-    """One label with its hierarchy context and usage."""
+    """One label with its hierarchy context, usage and status."""
 
     id: int
     external_id: str
@@ -76,41 +88,98 @@ class LabelDetail:
     children: list[str]
     documents: int
     extra: dict
+    path_ids: list[list[int]] = field(default_factory=list)
+    child_ids: list[int] = field(default_factory=list)
+    removed_in: str | None = None  # the taxonomy version that removed it
+    added_in: str | None = None  # the version that added it, when not the first one (or "by hand")
+    campaigns: list[str] = field(default_factory=list)  # running campaigns asking about it
+
+    @property
+    def status(self) -> str:
+        if self.removed_in:
+            return f"removed in {self.removed_in}"
+        if self.deprecated:
+            return "deprecated" + (f", replaced by {self.replaced_by}" if self.replaced_by else "")
+        return f"new in {self.added_in}" if self.added_in else "in use"
 
 
 def search_labels(db: Database, project_id: int, text: str, limit: int = 50) -> list[tuple[int, str, str]]:
     """Labels whose preferred name, id or alternative names contain ``text`` (case-insensitive).
 
     Returns:
-        (row id, stable id, preferred name), exact and prefix matches first.
+        (row id, stable id, preferred name): exact names first (preferred, then alternative), then names
+        starting with the text, then shorter names; removed labels last.
     """
     needle = text.strip().lower()
     if not needle:
         return []
-    pattern = f"%{needle}%"
+    pref, alts = func.lower(Label.pref_label), func.lower(func.cast(Label.alt_labels, String))
+    # The text is matched literally: % and _ are not wildcards; quotes are escaped as in the JSON of alt names.
+    literal = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    quoted = literal.replace('"', '\\\\"')  # inside the JSON text a quote is written \"
     with db.session() as s:
         rows = s.execute(
-            select(Label.id, Label.external_id, Label.pref_label).where(
-                Label.project_id == project_id,
-                (func.lower(Label.pref_label).like(pattern)) | (func.lower(Label.external_id) == needle)
-                | (func.lower(func.cast(Label.alt_labels, String)).like(pattern)),
-            ).limit(limit * 4)
-        ).all()
-    rows.sort(key=lambda r: (r[2].lower() != needle, not r[2].lower().startswith(needle), len(r[2]), r[2]))
-    return [tuple(r) for r in rows[:limit]]
+            select(Label.id, Label.external_id, Label.pref_label)
+            .where(Label.project_id == project_id,
+                   pref.like(f"%{literal}%", escape="\\") | (func.lower(Label.external_id) == needle)
+                   | alts.like(f"%{literal}%", escape="\\"))
+            .order_by(Label.removed_in_version_id.is_not(None), (pref == needle).desc(),
+                      (func.lower(Label.external_id) == needle).desc(), alts.like(f'%"{quoted}"%', escape="\\").desc(),
+                      pref.like(f"{literal}%", escape="\\").desc(), func.length(Label.pref_label), Label.pref_label)
+            .limit(limit)).all()
+    return [tuple(r) for r in rows]
 
 
-def label_paths(parents: dict[int, list[int]], names: dict[int, str], label_id: int, limit: int = 20) -> list[list[str]]:
-    """Every root-to-label path through the poly-hierarchy (at most ``limit``)."""
-    paths: list[list[str]] = []
+def children_of(db: Database, project_id: int, label_id: int | None, limit: int = 200) -> tuple[list[tuple[int, str, int]], int]:
+    """The current children of a label (or the top-level labels), by name, with their own child counts.
+
+    Returns:
+        ((row id, name, children) for at most ``limit``, and how many there are in all).
+    """
+    child = aliased(LabelParent)
+    with db.session() as s:
+        q = select(Label.id, Label.pref_label).where(Label.project_id == project_id, Label.removed_in_version_id.is_(None))
+        if label_id is None:
+            q = q.where(~select(LabelParent.child_id).where(LabelParent.child_id == Label.id).exists())
+        else:
+            q = q.join(LabelParent, LabelParent.child_id == Label.id).where(LabelParent.parent_id == label_id)
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        rows = s.execute(q.order_by(func.lower(Label.pref_label)).limit(limit)).all()
+        counts = dict(s.execute(select(child.parent_id, func.count()).where(child.parent_id.in_([r[0] for r in rows]))
+                                .group_by(child.parent_id)).all())
+    return [(i, name, counts.get(i, 0)) for i, name in rows], total
+
+
+def label_recall(db: Database, label_id: int, version_id: int, k: int = 10) -> tuple[int, int]:
+    """How a model version does on a label: (its gold documents the version predicted, those with it in the top-k)."""
+    with db.session() as s:
+        gold = select(DocumentLabel.document_id).where(DocumentLabel.label_id == label_id,
+                                                       DocumentLabel.kind == ASSIGNMENT_GOLD)
+        predicted = s.scalar(select(func.count(func.distinct(PredictionRecord.document_id)))
+                             .where(PredictionRecord.model_version_id == version_id,
+                                    PredictionRecord.document_id.in_(gold))) or 0
+        hits = s.scalar(select(func.count(func.distinct(PredictionRecord.document_id)))
+                        .where(PredictionRecord.model_version_id == version_id, PredictionRecord.label_id == label_id,
+                               PredictionRecord.rank <= k, PredictionRecord.document_id.in_(gold))) or 0
+    return predicted, hits
+
+
+def label_path_ids(parents: dict[int, list[int]], label_id: int, limit: int = 20) -> list[list[int]]:
+    """Every root-to-label path through the poly-hierarchy (at most ``limit``), as row ids."""
+    paths: list[list[int]] = []
     stack: list[list[int]] = [[label_id]]
     while stack and len(paths) < limit:
         path = stack.pop()
         ups = [p for p in parents.get(path[0], []) if p not in path]
         if not ups:
-            paths.append([names.get(i, str(i)) for i in path])
+            paths.append(path)
         stack.extend([p, *path] for p in ups)
-    return sorted(paths)
+    return paths
+
+
+def label_paths(parents: dict[int, list[int]], names: dict[int, str], label_id: int, limit: int = 20) -> list[list[str]]:
+    """Every root-to-label path through the poly-hierarchy (at most ``limit``), as names."""
+    return sorted([names.get(i, str(i)) for i in path] for path in label_path_ids(parents, label_id, limit))
 
 
 def _ancestry(session: Any, label_ids: list[int]) -> tuple[dict[int, list[int]], dict[int, str]]:
@@ -134,17 +203,27 @@ def label_places(db: Database, project_id: int, label_ids: list[int], max_paths:
 
 
 def label_detail(db: Database, project_id: int, label_id: int) -> LabelDetail | None:
-    """A label with all its paths from the roots, its children and how many documents carry it."""
+    """A label with all its paths from the roots, its children, its documents and its status."""
     with db.session() as s:
         label = s.get(Label, label_id)
         if label is None or label.project_id != project_id:
             return None
         parents, names = _ancestry(s, [label_id])
-        children = s.scalars(select(Label.pref_label).join(LabelParent, LabelParent.child_id == Label.id)
-                             .where(LabelParent.parent_id == label_id)).all()
+        children = s.execute(select(Label.id, Label.pref_label).join(LabelParent, LabelParent.child_id == Label.id)
+                             .where(LabelParent.parent_id == label_id, Label.removed_in_version_id.is_(None))
+                             .order_by(func.lower(Label.pref_label))).all()
         docs = s.scalar(select(func.count(func.distinct(DocumentLabel.document_id)))
                         .where(DocumentLabel.label_id == label_id))
+        versions = dict(s.execute(select(TaxonomyVersion.id, TaxonomyVersion.name)
+                                  .where(TaxonomyVersion.project_id == project_id).order_by(TaxonomyVersion.id)).all())
+        first = next(iter(versions), None)
+        added = ("by hand" if (label.extra or {}).get("added") == "by hand"
+                 else versions.get(label.added_in_version_id) if label.added_in_version_id not in (None, first) else None)
+        campaigns = list(s.scalars(select(Campaign.name).join(CampaignLabel, CampaignLabel.campaign_id == Campaign.id)
+                                   .where(CampaignLabel.label_id == label_id, Campaign.status != CAMPAIGN_STOPPED)))
+        id_paths = sorted(label_path_ids(parents, label_id), key=lambda p: [names.get(i, "") for i in p])
         return LabelDetail(label.id, label.external_id, label.pref_label, list(label.alt_labels or []),
                            label.description, label.deprecated, label.replaced_by,
-                           label_paths(parents, names, label_id), sorted(children), docs or 0,
-                           dict(label.extra or {}))
+                           [[names.get(i, str(i)) for i in p] for p in id_paths], [n for _, n in children], docs or 0,
+                           dict(label.extra or {}), id_paths, [i for i, _ in children],
+                           versions.get(label.removed_in_version_id), added, campaigns)

@@ -27,7 +27,7 @@ from storage.models import (
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 HANDLERS: dict[str, Handler] = {}
 TITLES: dict[str, str] = {}
-HANDLER_MODULES = ("core.tasks", "core.predictions", "core.new_labels", "core.evaluation")
+HANDLER_MODULES = ("core.tasks", "core.predictions", "core.new_labels", "core.evaluation", "core.taxonomy_update")
 
 
 def load_handlers(extra: tuple[str, ...] = ()) -> None:

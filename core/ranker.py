@@ -127,6 +127,7 @@ class BiCrossRanker:
         self.fusion = fusion or Fusion()
         self.timings: dict[str, float] = {"bi": 0.0, "cross": 0.0}
         self.bi_path = ""  # where the bi-encoder was loaded from (set by load)
+        self.cross_path = ""  # where the cross-encoder was loaded from (set by load)
         self._removed: set[int] = set()  # labels taken out of predictions (kept in the table for history)
         self._refresh_prior()
 
@@ -277,12 +278,18 @@ class BiCrossRanker:
         self.table.save(folder)
         manifest: dict[str, Any] = {"fusion": asdict(self.fusion), "labels": len(self.table),
                                     "dim": int(self.vectors.shape[1])}
+        # Without copies, the manifest points at the (immutable) bundle the encoders were loaded from.
         if copy_encoders:
             self.bi_encoder.save(str(folder / "bi_encoder"))
             manifest["bi_encoder"] = "bi_encoder"
+        elif self.bi_path:
+            manifest["bi_encoder"] = self.bi_path
         if self.cross is not None:
-            self.cross.save(str(folder / "cross_encoder"))
-            manifest["cross_encoder"] = "cross_encoder"
+            if copy_encoders or not self.cross_path:
+                self.cross.save(str(folder / "cross_encoder"))
+                manifest["cross_encoder"] = "cross_encoder"
+            else:
+                manifest["cross_encoder"] = self.cross_path
             manifest["cross_max_length"] = self.cross.max_length
         return manifest
 
@@ -290,14 +297,18 @@ class BiCrossRanker:
     def load(cls, bundle: Path, manifest: dict[str, Any], device: str = "auto") -> BiCrossRanker:
         bi_path = _resolve(bundle, manifest["bi_encoder"])
         bi = load_bi_encoder(bi_path, device)
-        cross = None
+        cross, cross_path = None, ""
         if manifest.get("cross_encoder"):
-            cross = CrossScorer(str(_resolve(bundle, manifest["cross_encoder"])), str(bi.device),
-                                manifest.get("cross_max_length", 128))
+            cross_path = str(_resolve(bundle, manifest["cross_encoder"]))
+            cross = CrossScorer(cross_path, str(bi.device), manifest.get("cross_max_length", 128))
         fusion = Fusion(**manifest.get("fusion", {}))
         ranker = cls(bi, LabelTable.load(bundle), np.load(bundle / "label_vectors.npy"), load_index(bundle / "index"),
                      cross, fusion)
-        ranker.bi_path = str(bi_path)
+        ranker.bi_path, ranker.cross_path = str(bi_path), cross_path
+        # Labels in the table but not in the index were taken out of predictions: keep them out of the
+        # frequent and name-matched candidates too.
+        ranker._removed = {int(i) for i in ranker.table.ids} - {int(i) for i in ranker.index.ids()}
+        ranker._refresh_frequent()
         return ranker
 
 

@@ -238,7 +238,7 @@ def read_skos(source: str | Path | IO[bytes], fmt: str | None = None, lang: str 
         broader[cid].update(local(o) for o in graph.objects(s, SKOS.broader))
         for child in graph.objects(s, SKOS.narrower):
             broader[local(child)].add(cid)
-        concepts[cid] = Concept(cid, pref, alts, [], note, deprecated, str(replaced) if replaced else None)
+        concepts[cid] = Concept(cid, pref, alts, [], note, deprecated, local(replaced) if replaced else None)
     # A broader link to a concept scheme is not a parent.
     schemes = {local(s) for s in graph.subjects(RDF.type, SKOS.ConceptScheme)}
     for cid, c in concepts.items():
@@ -316,13 +316,14 @@ def read_mesh_tree(source: str | Path | IO[bytes]) -> Taxonomy:
 
 # --- simple CSV -----------------------------------------------------------------------------
 
-CSV_COLUMNS = ("id", "label", "parents", "alt_labels", "description")
+CSV_COLUMNS = ("id", "label", "parents", "alt_labels", "description", "deprecated", "replaced_by")
 
 
 def read_taxonomy_csv(source: str | Path | IO[bytes]) -> Taxonomy:
-    """Read a simple CSV taxonomy: ``id, label[, parents][, alt_labels][, description]``.
+    """Read a simple CSV taxonomy: ``id, label[, parents][, alt_labels][, description][, deprecated][, replaced_by]``.
 
-    ``parents`` and ``alt_labels`` are lists (``a|b``, or a JSON/Python list literal).
+    ``parents`` and ``alt_labels`` are lists (``a|b``, or a JSON/Python list literal); ``deprecated`` is
+    true/yes/1 or empty (the CSV export of the Taxonomy page writes every column).
     """
     name = source_name(source)
     report = ImportReport(source=name)
@@ -352,7 +353,9 @@ def read_taxonomy_csv(source: str | Path | IO[bytes]) -> Taxonomy:
             except ValueError as exc:
                 report.skip(where, str(exc))
                 continue
-            concepts[cid] = Concept(cid, label, alts, parents, (row.get("description") or "").strip())
+            deprecated = (row.get("deprecated") or "").strip().lower() in ("true", "yes", "1")
+            concepts[cid] = Concept(cid, label, alts, parents, (row.get("description") or "").strip(), deprecated,
+                                    (row.get("replaced_by") or "").strip() or None)
     report.imported = len(concepts)
     return Taxonomy(concepts, report)
 
