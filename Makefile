@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: setup run demo worker test lint bench clean
+.PHONY: setup run demo worker test e2e lint bench clean
 
 # torch first, pinned: pip then takes the CPU build shipped on this disk (a GPU machine gets CUDA torch),
 # and the ranges in requirements.txt, which 2.13.0 satisfies, install nothing more.
@@ -31,6 +31,11 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest
+
+# The real-browser flow: Debian's Chromium (apt-get install chromium) driven by Playwright; screenshots of a
+# failure land in test-artifacts/.
+e2e: setup
+	$(BIN)/python -m pytest -m e2e
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -18,12 +18,14 @@ from ui.common import (
     sidebar,
     submit_job,
 )
+from ui.widgets import plain
 
 st.set_page_config(page_title="XMTC - keep a classifier current", layout="wide")
 db = database()
 user = current_user(db)
 
 if user is None:
+    st.session_state.pop("signed_out", None)
     st.title("XMTC: keep an extreme multi-label classifier current")
     if not auth.has_users(db):
         st.subheader("First run: create the admin account")
@@ -52,7 +54,7 @@ st.title("Overview")
 
 if project_id is not None:
     info = overview(db, project_id)
-    st.subheader(info.name)
+    st.subheader(plain(info.name))
     c = st.columns(5)
     c[0].metric("Documents", f"{info.documents:,}")
     c[1].metric("Labels", f"{info.labels:,}", help=f"{info.labels_deprecated:,} deprecated")
@@ -86,19 +88,19 @@ if user.is_admin:
                 st.session_state["project_id"] = new_id
                 st.rerun()
     if project_id is not None:
-        with st.expander(f"Import data into {info.name}"):
+        with st.expander(f"Import data into {plain(info.name)}"):
             if not info.labels:
                 tax_file = st.file_uploader("Taxonomy (SKOS RDF/XML, Turtle, JSON-LD; MeSH tree TSV; CSV)",
                                             type=UPLOAD_TYPES["taxonomy"], key="tax_upload")
                 tax_format = st.selectbox("Format", ["guess from the name", "skos", "mesh-tree", "csv"], key="tax_fmt")
                 if st.button("Import taxonomy", disabled=tax_file is None, key="import_tax"):
-                    path = run_action(lambda: save_upload(tax_file))
+                    path = run_action(lambda: save_upload(tax_file, "taxonomy"))
                     if path:
                         submit_job(db, user, "import_taxonomy", project_id, {
                             "path": str(path), "user_id": user.id,
                             "format": None if tax_format.startswith("guess") else tax_format})
             else:
-                st.caption(f"Taxonomy {info.taxonomy_version}: a new version is imported as an update on the "
+                st.caption(f"Taxonomy {plain(info.taxonomy_version)}: a new version is imported as an update on the "
                            "Taxonomy page.")
             corpus_file = st.file_uploader("Documents (CSV/TSV with a header, JSON Lines, or Annif TSV)",
                                            type=UPLOAD_TYPES["corpus"], key="corpus_upload")
@@ -110,7 +112,7 @@ if user.is_admin:
             skip = st.checkbox("Skip bad rows (listed in the job's report) instead of importing nothing",
                                key="corpus_skip")
             if st.button("Import documents", disabled=corpus_file is None or not info.labels, key="import_corpus"):
-                path = run_action(lambda: save_upload(corpus_file))
+                path = run_action(lambda: save_upload(corpus_file, "corpus"))
                 if path:
                     submit_job(db, user, "import_corpus", project_id, {
                         "path": str(path), "format": fmt, "mapping": mapping,

@@ -1,12 +1,13 @@
 """Benchmark of the Annotate page on the demo project: answer latency at the server, and 8 SMEs at once.
 
 Usage:
-    python -m bench.annotate [--answers 100] [--smes 8] [--minutes 5] [--no-write]
+    python -m bench.annotate [--answers 100] [--smes 8] [--minutes 5] [--train-after N] [--no-write]
 
 Setup (real, in a temporary data folder): the demo project (PubMed/MeSH), the zero-shot label index,
 pools for the 30 labels of new_labels.txt, a campaign and its first AL iteration (real jobs).
 1. Load: ``--smes`` processes answer concurrently for ``--minutes`` against the same SQLite file
-   (claim, think 0.2-2 s, answer; 5% walk away so their lease expires); then the counts are checked.
+   (claim, think 0.2-2 s, answer; 5% walk away so their lease expires); then the counts are checked. With
+   ``--train-after N`` a worker process runs the AL iterations that every N new yes answers queue, meanwhile.
 2. Latency, on the database the load left (thousands of answers): one SME answers through the real page
    (Streamlit's AppTest runs ``pages/1_Annotate.py`` exactly as the server does); the time from the click
    to the next question rendered is measured.
@@ -20,6 +21,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +33,7 @@ from bench.common import ROOT, machine, update_benchmarks
 from bench.ranking import log
 
 
-def setup(data_dir: Path) -> dict:
+def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6) -> dict:
     os.environ.update({"XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0"})
     os.environ.pop("XMTC_DATABASE_URL", None)
     from sqlalchemy import select
@@ -60,13 +62,13 @@ def setup(data_dir: Path) -> dict:
     enqueue(db, "build_pools", demo.project_id, {"label_ids": ids})
     worker.run_one()
     cid = create_campaign(db, demo.project_id, "bench", ids, admin,
-                          CampaignConfig(questions_per_fill=5000, train_after_positives=10**6, lease_s=30))
+                          CampaignConfig(questions_per_fill=5000, train_after_positives=train_after, lease_s=30))
     worker.run_one()  # iteration 0: serve the labels, rank the pools, fill the queue
-    smes = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(8)]
-    for i in range(8):
+    users = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(smes)]
+    for i in range(smes):
         add_member(db, demo.project_id, f"sme{i}")
     db.dispose()
-    return {"project": demo.project_id, "campaign": cid, "smes": smes, "admin": admin}
+    return {"project": demo.project_id, "campaign": cid, "smes": users, "admin": admin}
 
 
 def latency(world: dict, answers: int) -> list[float]:
@@ -96,10 +98,11 @@ def sme_process(url: str, campaign: int, user: int, seconds: float, seed: int, q
 
     db = Database(url)
     rng = random.Random(seed)
-    stored, conflicts, walked, lost = [], 0, 0, 0
+    stored, conflicts, walked, lost, server_ms = [], 0, 0, 0, []
     deadline = time.monotonic() + seconds
+    q = None
     while time.monotonic() < deadline:
-        q = claim_next(db, campaign, user)
+        q = q or claim_next(db, campaign, user)
         if q is None:
             time.sleep(0.5)
             continue
@@ -110,20 +113,23 @@ def sme_process(url: str, campaign: int, user: int, seconds: float, seed: int, q
         else:
             time.sleep(rng.uniform(0.2, 2.0))
         value = rng.choice(["yes", "no", "no", "unsure", "skip"])
+        started = time.perf_counter()  # the server's share of "key press -> next question": store, then claim
         try:
             answer(db, q.item_id, user, value)
             stored.append((q.item_id, user, value))
         except AnswerConflict:
             conflicts += 1
             lost += not away  # refused although the SME answered within the lease: a lease lost
-    queue.put({"stored": stored, "conflicts": conflicts, "walked": walked, "lost": lost})
+        q = claim_next(db, campaign, user)
+        server_ms.append((time.perf_counter() - started) * 1000)
+    queue.put({"stored": stored, "conflicts": conflicts, "walked": walked, "lost": lost, "server_ms": server_ms})
 
 
-def load(world: dict, url: str, smes: int, minutes: float) -> dict:
-    from sqlalchemy import select
+def load(world: dict, url: str, smes: int, minutes: float, train: bool = False) -> dict:
+    from sqlalchemy import func, select
 
     from storage.db import Database
-    from storage.models import Annotation, QueueItem
+    from storage.models import Annotation, Job, QueueItem
 
     queue: mp.Queue = mp.get_context("spawn").Queue()
     ctx = mp.get_context("spawn")
@@ -131,18 +137,28 @@ def load(world: dict, url: str, smes: int, minutes: float) -> dict:
     target = importlib.import_module("bench.annotate").sme_process
     procs = [ctx.Process(target=target, args=(url, world["campaign"], world["smes"][i], minutes * 60, i, queue))
              for i in range(smes)]
+    # With ``train``, a worker process runs the AL iterations the answers trigger, while the SMEs go on answering.
+    worker = subprocess.Popen([sys.executable, "-m", "core.worker"], cwd=ROOT) if train else None
     for p in procs:
         p.start()
     reports = [queue.get() for _ in procs]
     for p in procs:
         p.join()
+    if worker is not None:
+        worker.terminate()
+        worker.wait(60)
     acknowledged = sorted(x for r in reports for x in r["stored"])
     db = Database(url)
     with db.session() as s:
         rows = sorted(tuple(r) for r in s.execute(select(Annotation.queue_item_id, Annotation.user_id, Annotation.answer)))
         statuses = [i.status for i in s.scalars(select(QueueItem).where(QueueItem.campaign_id == world["campaign"]))]
+        iterations = s.execute(select(Job.status, func.count()).where(Job.kind == "al_iteration")
+                               .group_by(Job.status)).all()
     real = [i for i, _, v in rows if v != "skip"]
-    return {"smes": smes, "minutes": minutes, "answers_stored": len(rows), "answers_acknowledged": len(acknowledged),
+    server_ms = [x for r in reports for x in r["server_ms"]]
+    return {"al_iterations": dict(iterations), "answer_server_p50_ms": float(np.percentile(server_ms, 50)),
+            "answer_server_p95_ms": float(np.percentile(server_ms, 95)), "smes": smes, "minutes": minutes,
+            "answers_stored": len(rows), "answers_acknowledged": len(acknowledged),
             "stored_exactly_once": rows == acknowledged, "questions_answered_twice": len(real) - len(set(real)),
             "refused_late_answers": sum(r["conflicts"] for r in reports), "walked_away": sum(r["walked"] for r in reports),
             "leases_lost": sum(r["lost"] for r in reports),
@@ -154,33 +170,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answers", type=int, default=100)
     parser.add_argument("--smes", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--train-after", type=int, default=0,
+                        help="queue an AL iteration after this many new yes answers and run it in a worker process "
+                             "during the load (0: no training); results go to bench/results/load.json")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = "python -m bench.annotate " + " ".join(sys.argv[1:] if argv is None else argv)
+    train = args.train_after > 0
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "var"
         started = time.monotonic()
-        world = setup(data_dir)
+        world = setup(data_dir, args.smes, args.train_after if train else 10**6)
         log(f"setup (demo, index, pools, campaign, first iteration) {time.monotonic() - started:.0f} s")
         # Load first: AppTest makes the page script ``__main__``, which spawned processes would re-run.
-        result = load(world, f"sqlite:///{data_dir / 'xmtc.db'}", args.smes, args.minutes)
+        result = load(world, f"sqlite:///{data_dir / 'xmtc.db'}", args.smes, args.minutes, train)
         log(f"load: {result}")
         ms = latency(world, args.answers)
         log(f"answer latency p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms")
     out = {"answer_latency_p50_ms": float(np.percentile(ms, 50)), "answer_latency_p95_ms": float(np.percentile(ms, 95)),
-           "answers_timed": len(ms), "load": result, "machine": machine(), "command": command}
+           "answers_timed": len(ms), "load": result, "train_after": args.train_after, "machine": machine(),
+           "command": command}
     if args.no_write:
         print(json.dumps(out, indent=2))
         return
-    (ROOT / "bench" / "results" / "annotate.json").write_text(json.dumps(out, indent=2))
-    update_benchmarks("annotate", render(out))
-    log("wrote bench/results/annotate.json and BENCHMARKS.md")
+    name = "load" if train else "annotate"
+    (ROOT / "bench" / "results" / f"{name}.json").write_text(json.dumps(out, indent=2))
+    update_benchmarks(name, render(out))
+    log(f"wrote bench/results/{name}.json and BENCHMARKS.md")
 
 
 def render(r: dict) -> str:
     load_ = r["load"]
-    return "\n".join([
-        "## Annotate: answer latency and concurrent SMEs (`bench/annotate.py`)", "",
+    title = ("## Load: SMEs answering while the model retrains (`bench/annotate.py --train-after`)" if r.get("train_after")
+             else "## Annotate: answer latency and concurrent SMEs (`bench/annotate.py`)")
+    training = (f"- Training behind them: an AL iteration was queued after every {r['train_after']} new yes answers and "
+                f"run by a worker process during the load (real training, pool re-ranking and queue refills): "
+                f"{load_['al_iterations']}." if r.get("train_after") else "")
+    return "\n".join(line for line in [
+        title, "",
         f"Command: `{r['command']}` · machine: {r['machine']}.", "",
         f"- Answer latency at the server (click -> next question rendered, the real page run by Streamlit's "
         f"AppTest on the demo database the load phase left, {r['answers_timed']} answers): p50 {r['answer_latency_p50_ms']:.0f} ms, "
@@ -191,7 +218,10 @@ def render(r: dict) -> str:
         f"{load_['questions_answered_twice']}, {load_['walked_away']} walk-aways whose lease expired, "
         f"{load_['refused_late_answers']} late answers refused with a message (the question had gone to another SME), "
         f"leases lost (an answer within its lease refused): {load_['leases_lost']}; queue afterwards: {load_['queue_states']}.",
-    ])
+        f"- Each answer at the server during the load (store it, claim the next question, in the SME's process): "
+        f"p50 {load_['answer_server_p50_ms']:.0f} ms, p95 {load_['answer_server_p95_ms']:.0f} ms.",
+        training,
+    ] if line is not None)
 
 
 if __name__ == "__main__":

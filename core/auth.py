@@ -40,6 +40,7 @@ def create_user(db: Database, username: str, password: str, role: str = "annotat
     if role not in ROLES:
         raise AuthError(f"Unknown role {role!r}; use one of {ROLES}.")
     with db.session() as s:
+        check_admin(s, by_user_id)
         if s.scalar(select(User).where(User.username == username)):
             raise AuthError(f"The username {username!r} is taken.")
         user = User(username=username, password_hash=_hasher.hash(password), role=role)
@@ -84,6 +85,19 @@ def authenticate(db: Database, username: str, password: str, now: dt.datetime | 
     if failed:
         raise AuthError("Wrong username or password.")
     return user
+
+
+def check_admin(session: Session, user_id: int | None) -> None:
+    """An action on behalf of a signed-in user needs the admin role; ``None`` is the system itself (a job, a script).
+
+    Raises:
+        PermissionDenied: the user is not an admin (or no longer exists).
+    """
+    if user_id is None:
+        return
+    user = session.get(User, user_id)
+    if user is None or user.role != ROLE_ADMIN:
+        raise PermissionDenied("Only an admin can do this; ask an admin of the project.")
 
 
 def require_admin(user: User) -> None:

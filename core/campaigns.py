@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.auth import check_admin
 from core.errors import NotFound, XmtcError
 from core.events import log_event
 from core.jobs import enqueue
@@ -100,6 +101,7 @@ def create_campaign(db: Database, project_id: int, name: str, label_ids: Sequenc
     if cfg.overlap < 1 or cfg.questions_per_fill < 1 or cfg.train_after_positives < 1 or cfg.lease_s < 1:
         raise XmtcError("Overlap, questions per fill, the training threshold and the lease (seconds) must each be at least 1.")
     with db.session() as s:
+        check_admin(s, user_id)
         project = s.get(Project, project_id)
         if project is None:
             raise NotFound(f"Project {project_id} does not exist.")
@@ -137,6 +139,7 @@ def set_status(db: Database, campaign_id: int, status: str, user_id: int | None)
     if status not in (CAMPAIGN_ACTIVE, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED):
         raise XmtcError(f"Unknown campaign status {status!r}.")
     with db.session() as s:
+        check_admin(s, user_id)
         campaign = _campaign(s, campaign_id)
         if campaign.status == CAMPAIGN_STOPPED:
             raise XmtcError(f"The campaign {campaign.name!r} is stopped; start a new one to go on.")

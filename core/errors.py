@@ -37,3 +37,21 @@ class ModelError(XmtcError):
 
 class JobCancelled(XmtcError):
     """Raised inside a job when its cancel was requested."""
+
+
+class StorageError(XmtcError):
+    """The data folder or the disk refused a write (full, read-only, no permission)."""
+
+
+def storage_error(exc: OSError, what: str = "the data folder") -> StorageError:
+    """A clear message for an operating-system error while writing ``what``."""
+    import errno
+
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return StorageError(f"The disk is full while writing {what}{where}: free some space, then run it again. "
+                            "Nothing half-written was kept.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"Cannot write {what}{where}: {exc.strerror or 'permission denied'}. Make XMTC_DATA_DIR a "
+                            "writable folder.")
+    return StorageError(f"Could not write {what}{where}: {exc.strerror or exc}.")

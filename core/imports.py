@@ -7,6 +7,7 @@ from typing import Literal
 
 from sqlalchemy import func, insert, select
 
+from core.auth import check_admin
 from core.corpus import DocumentRecord
 from core.errors import ImportFailed
 from core.events import log_event
@@ -43,6 +44,7 @@ def import_taxonomy(
     """
     report = taxonomy.report
     with db.session() as s:
+        check_admin(s, user_id)
         project = s.get(Project, project_id)
         if project is None:
             raise ImportFailed(f"Project {project_id} does not exist.")
@@ -133,6 +135,7 @@ def import_corpus(
 
     source = f"import:{report.source}"
     with db.session() as s:
+        check_admin(s, user_id)
         if s.get(Project, project_id) is None:
             raise ImportFailed(f"Project {project_id} does not exist.")
         seen = set(s.scalars(select(Document.external_id).where(Document.project_id == project_id)))

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from core.auth import check_admin
 from core.errors import JobCancelled, NotFound
 from core.events import log_event
 from storage.db import Database
@@ -84,6 +85,7 @@ def enqueue(db: Database, kind: str, project_id: int | None, params: dict[str, A
             user_id: int | None = None, max_attempts: int = 1) -> int:
     """Queue a job and return its id. ``max_attempts > 1`` lets a job orphaned by a dead worker be retried."""
     with db.session() as s:
+        check_admin(s, user_id)  # users start jobs only as admins; the system (user_id None) queues its own
         job = Job(kind=kind, project_id=project_id, params=params or {}, created_by=user_id,
                   max_attempts=max_attempts, message="waiting for a worker")
         s.add(job)

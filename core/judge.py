@@ -53,23 +53,25 @@ PROMPTS: dict[str, PromptTemplate] = {
         document="Document\nTitle: {title}\nAbstract: {abstract}\nKeywords: {keywords}",
         topics=("Which of these {n} topics are relevant to this document? Score each topic 0 (irrelevant), "
                 "1 (somewhat relevant) or 2 (highly relevant), with a one-sentence explanation.\n\nTopics:\n{topics}\n\n"
-                'Answer as JSON: {{"ratings": [{{"topic": <number>, "label": "<topic>", "score": <0, 1 or 2>, '
-                '"explanation": "<one sentence>"}}, ...]}} with exactly one entry per topic, in the order given.'),
+                'Answer as JSON: {{"ratings": [{{"topic": <number>, "score": <0, 1 or 2>, '
+                '"explanation": "<one short sentence>"}}, ...]}} with exactly one entry per topic, in the order given.'),
         reask=("Your previous answer missed or garbled some topics. Score ONLY these {n} topics 0 (irrelevant), "
                "1 (somewhat relevant) or 2 (highly relevant), with a one-sentence explanation.\n\nTopics:\n{topics}\n\n"
-               'Answer as JSON: {{"ratings": [{{"topic": <number>, "label": "<topic>", "score": <0, 1 or 2>, '
-               '"explanation": "<one sentence>"}}, ...]}} with exactly one entry per topic.'),
+               'Answer as JSON: {{"ratings": [{{"topic": <number>, "score": <0, 1 or 2>, '
+               '"explanation": "<one short sentence>"}}, ...]}} with exactly one entry per topic.'),
     ),
 }
 DEFAULT_PROMPT = "judge-v1"
 
+# Topics are identified by number (repeating names would double what a small model must write on a CPU);
+# replies that name them instead are understood too.
 RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"ratings": {"type": "array", "items": {
         "type": "object",
-        "properties": {"topic": {"type": "integer"}, "label": {"type": "string"},
-                       "score": {"type": "integer", "enum": list(SCORES)}, "explanation": {"type": "string"}},
-        "required": ["topic", "label", "score", "explanation"], "additionalProperties": False}}},
+        "properties": {"topic": {"type": "integer"}, "score": {"type": "integer", "enum": list(SCORES)},
+                       "explanation": {"type": "string"}},
+        "required": ["topic", "score", "explanation"], "additionalProperties": False}}},
     "required": ["ratings"], "additionalProperties": False,
 }
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from core.auth import check_admin
 from core.errors import NotFound, XmtcError
 from core.events import log_event
 from storage.db import Database
@@ -32,6 +33,7 @@ def create_project(db: Database, name: str, description: str = "", user_id: int 
     if not name:
         raise XmtcError("A project needs a name.")
     with db.session() as s:
+        check_admin(s, user_id)
         if s.scalar(select(Project).where(Project.name == name)):
             raise XmtcError(f"A project named {name!r} exists already.")
         project = Project(name=name, description=description)
@@ -46,6 +48,7 @@ def create_project(db: Database, name: str, description: str = "", user_id: int 
 def delete_project(db: Database, project_id: int, user_id: int | None = None) -> None:
     """Delete a project and everything in it (documents, labels, jobs cascade)."""
     with db.session() as s:
+        check_admin(s, user_id)
         project = s.get(Project, project_id)
         if project is None:
             raise NotFound(f"Project {project_id} does not exist.")
@@ -59,6 +62,7 @@ def delete_project(db: Database, project_id: int, user_id: int | None = None) ->
 def add_member(db: Database, project_id: int, username: str, by_user_id: int | None = None) -> None:
     """Give a user access to a project (idempotent)."""
     with db.session() as s:
+        check_admin(s, by_user_id)
         user = s.scalar(select(User).where(User.username == username))
         if user is None:
             raise NotFound(f"No user named {username!r}.")

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from core.auth import check_admin
 from core.catalog import servable_labels
 from core.config import Settings
 from core.errors import NotFound, TaxonomyError, XmtcError
@@ -113,6 +114,7 @@ def apply_update(db: Database, project_id: int, taxonomy: Taxonomy, version_name
                             + ". Stop those campaigns (Annotate page) first, or keep the labels.")
     concepts = taxonomy.concepts
     with db.session() as s:
+        check_admin(s, user_id)
         project = s.get(Project, project_id)
         if project is None:
             raise NotFound(f"Project {project_id} does not exist.")
@@ -179,6 +181,7 @@ def add_label(db: Database, project_id: int, pref_label: str, alt_labels: Sequen
         raise XmtcError("A new label needs a preferred name.")
     alts = [a.strip() for a in alt_labels if a.strip() and a.strip() != pref_label]
     with db.session() as s:
+        check_admin(s, user_id)
         project = s.get(Project, project_id)
         if project is None:
             raise NotFound(f"Project {project_id} does not exist.")
@@ -216,6 +219,7 @@ def retire_label(db: Database, project_id: int, label_id: int, how: str, user_id
     if how not in ("deprecate", "remove"):
         raise XmtcError(f"Unknown change {how!r}: deprecate or remove.")
     with db.session() as s:
+        check_admin(s, user_id)
         label = s.get(Label, label_id)
         if label is None or label.project_id != project_id:
             raise NotFound(f"Label {label_id} is not in this project.")

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.errors import ModelError, NotFound, XmtcError
+from core.auth import check_admin
+from core.errors import ModelError, NotFound, XmtcError, storage_error
 from core.events import log_event
 from storage.db import Database
 from storage.models import ModelVersion, Project, utcnow
@@ -51,9 +52,12 @@ def write_bundle(models_dir: Path, project_id: int, kind: str, fill: Callable[[P
         The final bundle folder.
     """
     parent = models_dir / f"project-{project_id}"
-    parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(parent)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    except OSError as exc:
+        raise storage_error(exc, "the model bundle") from exc
     try:
         manifest = fill(tmp)
         manifest = {"format": BUNDLE_FORMAT, "kind": kind, "project_id": project_id,
@@ -62,6 +66,9 @@ def write_bundle(models_dir: Path, project_id: int, kind: str, fill: Callable[[P
         final = parent / f"{utcnow().strftime('%Y%m%dT%H%M%S')}-{kind}-{os.getpid()}-{tmp.name[-6:]}"
         os.replace(tmp, final)
         return final
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(exc, "the model bundle") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -129,6 +136,7 @@ def register_version(db: Database, project_id: int, kind: str, bundle: Path, con
 def activate(db: Database, project_id: int, version_id: int, user_id: int | None = None) -> None:
     """Make a version the one that serves predictions (also how a roll-back is done)."""
     with db.session() as s:
+        check_admin(s, user_id)
         version = s.get(ModelVersion, version_id)
         if version is None or version.project_id != project_id:
             raise NotFound(f"Model version {version_id} does not belong to this project.")

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from core.config import ROOT, Settings
-from core.errors import JobCancelled, XmtcError
+from core.errors import JobCancelled, XmtcError, storage_error
 from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans
 from storage.db import Database
 from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
@@ -77,6 +77,8 @@ class WorkerProcess:
             finish(self.db, job.id, self.id, JOB_CANCELLED, message="cancelled")
         except XmtcError as exc:
             finish(self.db, job.id, self.id, JOB_FAILED, error=str(exc), message="failed")
+        except OSError as exc:  # a full disk or an unwritable folder: say so, not a traceback
+            finish(self.db, job.id, self.id, JOB_FAILED, error=str(storage_error(exc, "the job's files")), message="failed")
         except Exception as exc:  # a bug must fail the job, not kill the worker
             log.exception("job %s failed", job.id)
             finish(self.db, job.id, self.id, JOB_FAILED, message="failed",

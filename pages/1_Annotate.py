@@ -12,7 +12,7 @@ from core.errors import XmtcError
 from core.versions import active_version
 from storage.models import utcnow
 from ui.common import page_setup, run_action
-from ui.widgets import document_view, label_picker, paths_view
+from ui.widgets import document_view, label_picker, paths_view, plain
 
 db, user, project_id = page_setup("Annotate")
 
@@ -74,7 +74,7 @@ def on_undo(campaign_id: int) -> None:
 def question_view(c) -> None:
     flash = st.session_state.pop("annotate_flash", None)
     if flash:
-        getattr(st, flash[0])(flash[1])
+        getattr(st, flash[0])(plain(flash[1]))
     q = run_action(lambda: camp.claim_next(db, c.id, user.id))
     if q is None:
         progress = camp.campaign_progress(db, c.id)
@@ -90,9 +90,9 @@ def question_view(c) -> None:
         st.markdown("**Does this document belong to the label?**")
         st.text(f"Label: {q.label}")
         if q.alt_labels:
-            st.caption("Also called: " + "; ".join(q.alt_labels))
+            st.caption("Also called: " + plain("; ".join(q.alt_labels)))
         if q.description:
-            st.caption(q.description)
+            st.caption(plain(q.description))
         if detail is not None and detail.paths:
             with st.expander("Place in the taxonomy", expanded=False):
                 paths_view(detail.paths)
@@ -151,7 +151,7 @@ def on_rate(version_id: int, task: rate.RatingTask, llm_shown: bool) -> None:
 def rating_view() -> None:
     flash = st.session_state.pop("rate_flash", None)
     if flash:
-        getattr(st, flash[0])(flash[1])
+        getattr(st, flash[0])(plain(flash[1]))
     choices = rate.versions_with_predictions(db, project_id)
     if not choices:
         st.info("No model version has predictions for the test split yet. An admin predicts the test split on the "
@@ -179,7 +179,7 @@ def rating_view() -> None:
         cols[1].radio(name, list(rate.SCALE), format_func=rate.SCALE.get, index=llm[0] if llm else None,
                       horizontal=True, key=rating_key(task, lab, show_llm), label_visibility="collapsed")
         if llm:
-            cols[0].caption(f"LLM: {llm[0]} · {llm[1]}")
+            cols[0].caption(f"LLM: {llm[0]} · {plain(llm[1])}")
     st.button("Save the ratings (Enter)", type="primary", shortcut="Enter", key="rate_save", on_click=on_rate,
               args=(version_id, task, show_llm))
 
@@ -197,7 +197,7 @@ def browse_view() -> None:
                                key="annotate_position")
     doc = document_with_labels(db, project_id, split, int(position) - 1)
     if doc is not None:
-        st.caption(f"Document id {doc.external_id}")
+        st.caption(f"Document id {plain(doc.external_id)}")
         document_view(doc.title, doc.abstract, doc.keywords)
         st.markdown(f"**Gold labels ({len(doc.labels)})**")
         st.dataframe({"label": [name for name, _ in doc.labels], "source": [src for _, src in doc.labels]},

@@ -16,7 +16,7 @@ from core.new_labels import BUILD_POOLS
 from core.projects import overview
 from core.versions import active_version
 from ui.common import UPLOAD_TYPES, job_panel, page_setup, run_action, save_upload, submit_job
-from ui.widgets import paths_view
+from ui.widgets import paths_view, plain
 
 db, user, project_id = page_setup("Taxonomy")
 CHILDREN_SHOWN = 60
@@ -50,9 +50,9 @@ def label_view(label_id: int) -> None:
     if detail is None:
         st.warning("This label is not in the project.")
         return
-    st.subheader(detail.pref_label)
-    st.caption(f"id {detail.external_id} · {detail.status}" + (f" · in campaign(s) {', '.join(detail.campaigns)}"
-                                                               if detail.campaigns else ""))
+    st.subheader(plain(detail.pref_label))
+    st.caption(plain(f"id {detail.external_id} · {detail.status}"
+                     + (f" · in campaign(s) {', '.join(detail.campaigns)}" if detail.campaigns else "")))
     if detail.alt_labels:
         st.text("Also called: " + "; ".join(detail.alt_labels))
     if detail.description:
@@ -63,7 +63,7 @@ def label_view(label_id: int) -> None:
     if broader:
         cols = st.columns(min(4, len(broader)))
         for n, (i, name) in enumerate(sorted(broader.items(), key=lambda kv: kv[1])):
-            cols[n % len(cols)].button(f"Broader: {name}", key=f"up_{i}", on_click=go, args=(i,), width="stretch")
+            cols[n % len(cols)].button(f"Broader: {plain(name)}", key=f"up_{i}", on_click=go, args=(i,), width="stretch")
     active = active_version(db, project_id)
     m = st.columns(2)
     m[0].metric("Documents carrying it", f"{detail.documents:,}")
@@ -81,7 +81,7 @@ with tabs[0]:
     if query:
         hits = search_labels(db, project_id, query)
         if not hits:
-            st.caption(f"No label matches {query!r}.")
+            st.caption(plain(f"No label matches {query!r}."))
         else:
             names = {h[0]: f"{h[2]}  [{h[1]}]" for h in hits}
             chosen = st.selectbox(f"{len(hits)} match(es), best first", list(names), format_func=names.get,
@@ -98,7 +98,7 @@ with tabs[0]:
                 + (f", the first {CHILDREN_SHOWN} by name" if total > CHILDREN_SHOWN else ""))
     cols = st.columns(3)
     for n, (i, name, below) in enumerate(children):
-        cols[n % 3].button(f"{name} ({below})" if below else name, key=f"child_{i}", on_click=go, args=(i,),
+        cols[n % 3].button(plain(f"{name} ({below})" if below else name), key=f"child_{i}", on_click=go, args=(i,),
                            width="stretch")
 
 with tabs[1]:
@@ -115,7 +115,7 @@ with tabs[1]:
                 if upload is None or not version_name.strip():
                     st.error("Choose a file and name the new version.")
                 else:
-                    path = run_action(lambda: save_upload(upload))
+                    path = run_action(lambda: save_upload(upload, "taxonomy"))
                     if path:
                         submit_job(db, user, tu.PREVIEW_UPDATE, project_id, {
                             "path": str(path), "version_name": version_name.strip(),
@@ -123,7 +123,8 @@ with tabs[1]:
         preview = next(iter(list_jobs(db, project_id, limit=1, kinds=(tu.PREVIEW_UPDATE,))), None)
         if preview is not None and preview.status == "done":
             r = preview.result
-            st.markdown(f"**Differences of {r['version_name']!r} ({r['concepts']:,} concepts) to the current taxonomy**")
+            st.markdown(f"**Differences of {plain(repr(r['version_name']))} ({r['concepts']:,} concepts) to the current "
+                        "taxonomy**")
             cols = st.columns(len(r["counts"]))
             for col, (kind, n) in zip(cols, r["counts"].items(), strict=True):
                 col.metric(kind, f"{n:,}")
@@ -132,10 +133,10 @@ with tabs[1]:
                     with st.expander(f"{kind} ({len(rows):,})"):
                         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
             for blocker in r["blockers"]:
-                st.error(f"Cannot apply yet: {blocker}. Stop that campaign (Annotate page) first.")
+                st.error(plain(f"Cannot apply yet: {blocker}. Stop that campaign (Annotate page) first."))
             applied = any(j.id > preview.id and j.status in ("queued", "running", "done")  # this preview, applied
                           for j in list_jobs(db, project_id, limit=3, kinds=(tu.APPLY_UPDATE,)))
-            if st.button(f"Apply {r['version_name']}", type="primary", key="tax_apply",
+            if st.button(f"Apply {plain(r['version_name'])}", type="primary", key="tax_apply",
                          disabled=bool(r["blockers"]) or not any(r["counts"].values()) or applied):
                 submit_job(db, user, tu.APPLY_UPDATE, project_id, {
                     "path": r["path"], "format": r["format"], "version_name": r["version_name"], "digest": r["digest"],
@@ -175,7 +176,7 @@ with tabs[2]:
         else:
             detail = label_detail(db, project_id, current)
             with st.form("retire_form"):
-                st.markdown(f"**Retire {detail.pref_label!r}** (kept in history; no longer predicted)")
+                st.markdown(f"**Retire {plain(repr(detail.pref_label))}** (kept in history; no longer predicted)")
                 how = st.radio("How", ["deprecate", "remove"], horizontal=True)
                 replacement = st.text_input("Replaced by (id or exact name, optional)")
                 if st.form_submit_button("Retire the label"):

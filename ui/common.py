@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import auth
 from core.config import Settings
@@ -17,6 +18,7 @@ from core.jobs import JobView, enqueue, list_jobs, load_handlers, reap_orphans, 
 from core.worker import ensure_worker
 from storage.db import Database
 from storage.models import ROLE_ADMIN, User
+from ui.widgets import plain
 
 load_handlers()  # job kinds and their titles
 
@@ -46,7 +48,14 @@ def settings() -> Settings:
 
 
 def database() -> Database:
-    return _database(settings().db_url)
+    """The app's database; a data folder that cannot be used stops the page with what to do."""
+    url = settings().db_url
+    try:
+        return _database(url)
+    except (OSError, SQLAlchemyError) as exc:
+        st.error(plain(f"Cannot open the database {url}: {getattr(exc, 'orig', None) or exc}. Set XMTC_DATA_DIR to a "
+                       "writable folder (or XMTC_DATABASE_URL to a reachable database) and reload."))
+        st.stop()
 
 
 def current_user(db: Database) -> CurrentUser | None:
@@ -64,12 +73,13 @@ def current_user(db: Database) -> CurrentUser | None:
 def sign_out() -> None:
     for key in ("user_id", "project_id"):
         st.session_state.pop(key, None)
+    st.session_state["signed_out"] = True  # the next run goes to the sign-in page
 
 
 def sidebar(db: Database, user: CurrentUser) -> int | None:
     """Signed-in user, sign-out and the project picker; returns the chosen project id."""
     with st.sidebar:
-        st.caption(f"Signed in as **{user.username}** ({user.role})")
+        st.caption(f"Signed in as **{plain(user.username)}** ({user.role})")
         st.button("Sign out", on_click=sign_out, key="sign_out")
         with db.session() as s:
             projects = [(p.id, p.name) for p in auth.visible_projects(s, s.get(User, user.id))]
@@ -90,12 +100,20 @@ def page_setup(title: str, icon: str = "") -> tuple[Database, CurrentUser, int]:
     st.set_page_config(page_title=f"{title} - XMTC", page_icon=icon or None, layout="wide")
     db = database()
     user = current_user(db)
+    if user is None and st.session_state.pop("signed_out", False):
+        st.switch_page("app.py")
     if user is None:
         st.title(title)
         st.warning("You are not signed in. Sign in on the start page first.")
         st.markdown("[Go to the sign-in page](/)")
         st.stop()
     project_id = sidebar(db, user)
+    if project_id is not None:
+        try:  # the picker offers only the user's projects; checked again here, on every run
+            auth.require_project_access(db, user, project_id)
+        except XmtcError as exc:
+            st.error(plain(exc))
+            st.stop()
     keep_worker_alive(db)
     st.title(title)
     if project_id is None:
@@ -119,10 +137,10 @@ def run_action(fn: Callable[[], Any], success: str | None = None) -> Any:
     try:
         result = fn()
     except XmtcError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
     if success:
-        st.success(success)
+        st.success(plain(success))
     return result
 
 
@@ -143,10 +161,25 @@ UPLOAD_TYPES = {"taxonomy": ["rdf", "xml", "ttl", "json", "jsonld", "tsv", "csv"
                 "corpus": ["csv", "tsv", "jsonl", "txt", "gz"]}
 
 
-def save_upload(uploaded: Any) -> Path:
-    """Store an uploaded file under the data folder (size and name checked) and return its path."""
+def save_upload(uploaded: Any, kind: str) -> Path:
+    """Store an uploaded file under the data folder and return its path.
+
+    Checked here, on the server (the browser's file filter is only a convenience): the size limit, and that the
+    name ends in a type the importers read (``.gz`` of such a file included).
+
+    Raises:
+        XmtcError: too large, empty, or not a ``kind`` ("taxonomy" or "corpus") file.
+    """
+    allowed = UPLOAD_TYPES[kind]
+    name = Path(uploaded.name).name
+    inner = name[:-3] if name.lower().endswith(".gz") else name
+    if Path(inner).suffix.lower().lstrip(".") not in allowed or inner.lower().endswith(".gz"):
+        raise XmtcError(f"{name} is not a {kind} file: use one of {', '.join('.' + t for t in allowed if t != 'gz')} "
+                        "(optionally gzipped).")
     if uploaded.size > UPLOAD_LIMIT_MB * 1024 * 1024:
-        raise XmtcError(f"{uploaded.name} is larger than {UPLOAD_LIMIT_MB} MB.")
+        raise XmtcError(f"{name} is larger than {UPLOAD_LIMIT_MB:g} MB; split it or raise the limit.")
+    if uploaded.size == 0:
+        raise XmtcError(f"{name} is empty.")
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(uploaded.name).name)[-120:]
     folder = settings().data_dir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,11 +205,11 @@ def _render_jobs(db: Database, jobs: list[JobView], user: CurrentUser) -> bool:
         cols = st.columns([3, 5, 1])
         cols[0].markdown(f"**#{job.id} {job.title}**  \n`{job.status}` · attempt {job.attempts}")
         if job.status == "failed":
-            cols[1].error(job.error or job.message)
+            cols[1].error(plain(job.error or job.message))
         elif job.status == "done" and job_summary(job.result):
-            cols[1].progress(1.0, text=f"done: {job_summary(job.result)}")
+            cols[1].progress(1.0, text=plain(f"done: {job_summary(job.result)}"))
         else:
-            cols[1].progress(job.progress, text=job.message or job.status)
+            cols[1].progress(job.progress, text=plain(job.message or job.status))
         if job.active and user.is_admin and not job.cancel_requested:
             cols[2].button("Cancel", key=f"cancel_job_{job.id}", on_click=request_cancel, args=(db, job.id, user.id))
     return any(j.active for j in jobs)

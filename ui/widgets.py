@@ -1,11 +1,21 @@
-"""Small shared widgets: a document rendered as text, label paths, a label picker."""
+"""Small shared widgets: a document rendered as text, label paths, a label picker, Markdown-safe text."""
 
 from __future__ import annotations
+
+import re
 
 import streamlit as st
 
 from core.catalog import servable_labels
 from storage.db import Database
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """User text (a label, a document, a file name, an LLM's words) for an element that renders Markdown: every
+    Markdown character is escaped, so it shows exactly as written, never as a link, HTML or emphasis."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def document_view(title: str, abstract: str, keywords: list[str] | None = None) -> None:

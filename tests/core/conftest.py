@@ -31,4 +31,5 @@ def world(db, tmp_path, data_dir):
         docs = list(s.scalars(select(Document.id).order_by(Document.id)))
     store_pools(db, pid, {labels["onc"]: [(d, 0.5) for d in docs], labels["card"]: [(d, 0.5) for d in docs]}, None)
     users = [create_user(db, f"sme{i}", "long enough", "annotator").id for i in range(3)]
-    return {"db": db, "pid": pid, "labels": labels, "docs": docs, "users": users, "version": version}
+    admin = create_user(db, "lead", "long enough", "admin").id
+    return {"db": db, "pid": pid, "labels": labels, "docs": docs, "users": users, "version": version, "admin": admin}

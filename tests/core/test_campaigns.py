@@ -28,7 +28,7 @@ T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 def campaign(world, labels=("onc",), **cfg):
     db = world["db"]
-    cid = create_campaign(db, world["pid"], "c", [world["labels"][x] for x in labels], world["users"][0],
+    cid = create_campaign(db, world["pid"], "c", [world["labels"][x] for x in labels], world["admin"],
                           CampaignConfig(**cfg))
     questions = [(d, world["labels"][x]) for x in labels for d in world["docs"]]
     add_questions(db, cid, questions, world["version"], 0)

@@ -94,15 +94,26 @@ def test_bad_requests_fail_with_a_reason(judged):
     assert job.status == "failed" and "predict them on the Model page" in job.error
 
 
-def test_a_wrong_key_fails_the_job_with_a_message_and_the_key_is_nowhere_in_the_database(judged, monkeypatch):
-    monkeypatch.setenv("XMTC_LLM_API_KEY", "sk-wrong-secret-123")
+def test_the_api_key_is_nowhere_in_the_database_the_logs_or_the_exports(judged, monkeypatch, caplog):
+    import logging
+
+    from core.evaluation_views import ratings_export
+
     db, pid = judged["db"], judged["pid"]
+    caplog.set_level(logging.DEBUG)  # the openai client's and the worker's most verbose logging
+    monkeypatch.setenv("XMTC_LLM_API_KEY", "sk-wrong-secret-123")
     job = run_job(db, {"version_ids": [judged["version"]]}, pid)
     assert job.status == "failed" and "rejected the API key" in job.error
+    monkeypatch.setenv("XMTC_LLM_API_KEY", "sk-test")
+    assert run_job(db, {"version_ids": [judged["version"]]}, pid).status == "done"
     with db.session() as s:
         stored = " ".join(str(x) for x in s.execute(select(Job.params, Job.result, Job.error, Job.message)).all())
         stored += " ".join(str(p) for p in s.scalars(select(Event.payload)))
-    assert "sk-wrong-secret-123" not in stored
+        stored += " ".join(str(x) for x in s.execute(select(LLMJudgment.explanation, LLMJudgment.model)).all())
+    export = ratings_export(db, pid).to_csv()
+    for secret in ("sk-wrong-secret-123", "sk-test"):
+        assert secret not in stored and secret not in export and secret not in caplog.text
+    assert "chat/completions" in caplog.text  # the client did log its requests
 
 
 def test_cancelling_the_job_stops_it_and_keeps_what_was_paid_for(judged, monkeypatch):

@@ -18,13 +18,14 @@ from storage.db import Database
 from storage.models import Job, utcnow
 
 
-def _claim_all(url: str, name: str, start: float, out) -> None:
+def _claim_all(url: str, name: str, ready, go, out) -> None:
     own = Database(url)
-    time.sleep(max(0.0, start - time.time()))  # both processes start claiming at the same moment
+    ready.put(name)
+    go.wait(120)  # both processes start claiming at the same moment, however slowly each one started
     got = []
     while (job := claim_next(own, name, kinds=("test_sleep",))) is not None:
         got.append(job.id)
-        time.sleep(0.002)  # "run" the job, so the other worker gets its turn
+        time.sleep(0.02)  # "run" the job, so the other worker gets its turn (even on a loaded machine)
     out.put((name, got))
 
 
@@ -33,11 +34,13 @@ def test_two_competing_worker_processes_claim_each_job_exactly_once(db):
 
     ids = [enqueue(db, "test_sleep", None) for _ in range(60)]
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    start = time.time() + 3.0
-    procs = [ctx.Process(target=_claim_all, args=(db.url, n, start, out)) for n in ("a", "b")]
+    out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_claim_all, args=(db.url, n, ready, go, out)) for n in ("a", "b")]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    go.set()
     claimed = dict(out.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(timeout=60)

@@ -51,7 +51,7 @@ def test_the_diff_finds_each_kind_of_change(world, tmp_path):
 
 def test_applying_changes_the_taxonomy_in_place_and_keeps_history(world, tmp_path):
     db, pid, labels = world["db"], world["pid"], world["labels"]
-    diff, change = apply_update(db, pid, next_version(tmp_path), "v2", user_id=world["users"][0])
+    diff, change = apply_update(db, pid, next_version(tmp_path), "v2", user_id=world["admin"])
     assert diff.counts()["added"] == 1
     with db.session() as s:
         rows = {lab.external_id: lab for lab in s.scalars(select(Label).where(Label.project_id == pid))}
@@ -65,7 +65,7 @@ def test_applying_changes_the_taxonomy_in_place_and_keeps_history(world, tmp_pat
         assert (labels["bc"], labels["card"]) not in parents and (labels["bc"], labels["onc"]) in parents
         assert {(rows["co"].id, labels["card"]), (rows["co"].id, labels["onc"])} <= parents
         event = s.scalar(select(Event).where(Event.kind == "taxonomy_updated"))
-        assert event.payload["added"] == 1 and event.user_id == world["users"][0]
+        assert event.payload["added"] == 1 and event.user_id == world["admin"]
     assert sorted(change["add"]) == sorted([rows["co"].id, labels["card"]])  # new and renamed: embedded
     assert sorted(change["remove"]) == sorted([labels["mi"], labels["onc"]]) and change["new"] == [rows["co"].id]
     assert {lab.external_id for lab in servable_labels(db, pid)} == {"med", "card", "bc", "co"}
@@ -107,8 +107,9 @@ def test_a_removed_label_with_open_questions_blocks_the_update(world, tmp_path):
 
 def test_adding_and_retiring_labels_by_hand(world):
     db, pid, labels = world["db"], world["pid"], world["labels"]
-    new = add_label(db, pid, " Cardio-Oncology ", ["Onco-cardiology", ""], "Heart disease in cancer", [labels["card"],
-                                                                                                     labels["onc"]], 1)
+    admin = world["admin"]
+    new = add_label(db, pid, " Cardio-Oncology ", ["Onco-cardiology", ""], "Heart disease in cancer",
+                    [labels["card"], labels["onc"]], admin)
     with db.session() as s:
         label = s.get(Label, new)
         assert label.alt_labels == ["Onco-cardiology"] and label.external_id.startswith("local:cardio-oncology-")
@@ -119,8 +120,8 @@ def test_adding_and_retiring_labels_by_hand(world):
         add_label(db, pid, "Other", parent_ids=[99999])
     with pytest.raises(XmtcError, match="needs a preferred name"):
         add_label(db, pid, "   ")
-    retire_label(db, pid, labels["mi"], "deprecate", 1, replaced_by=new)
-    retire_label(db, pid, labels["bc"], "remove", 1)
+    retire_label(db, pid, labels["mi"], "deprecate", admin, replaced_by=new)
+    retire_label(db, pid, labels["bc"], "remove", admin)
     with pytest.raises(XmtcError, match="already deprecated"):
         retire_label(db, pid, labels["mi"], "deprecate")
     with pytest.raises(XmtcError, match="another label"):

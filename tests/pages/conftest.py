@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from core import auth
+from core.campaigns import CampaignConfig, add_questions, create_campaign
 from core.config import ROOT
 from core.corpus import ColumnMapping, read_csv
 from core.imports import import_corpus, import_taxonomy
+from core.new_labels import store_pools
 from core.projects import add_member, create_project
 from core.reports import ImportReport
 from core.taxonomy import read_taxonomy
+from core.versions import register_version, write_bundle
+from storage.models import Document, Job, Label
 from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
 
 PAGES = ["pages/1_Annotate.py", "pages/2_Model.py", "pages/3_Evaluate.py", "pages/4_Taxonomy.py"]
@@ -40,10 +47,31 @@ def signed_in(path: str, user_id: int) -> AppTest:
     return at.run()
 
 
+def shown(markdown: str) -> str:
+    """What a Markdown string shows: backslash-escaped punctuation (see ui.widgets.plain) as the character itself."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def texts(at: AppTest) -> str:
     """Everything the page shows as text, for content assertions."""
-    parts = []
-    for kind in ("title", "subheader", "markdown", "caption", "text", "info", "warning", "error", "success"):
-        parts.extend(str(e.value) for e in getattr(at, kind))
-    parts.extend(f"{m.label} {m.value}" for m in at.metric)
+    parts = [str(e.value) for e in at.text]
+    for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        parts.extend(shown(str(e.value)) for e in getattr(at, kind))
+    parts.extend(f"{shown(m.label)} {m.value}" for m in at.metric)
     return "\n".join(parts)
+
+
+@pytest.fixture
+def campaign(seeded, data_dir):
+    db, pid = seeded["db"], seeded["project"]
+    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                               {}, {}, None, activate=True)
+    with db.session() as s:
+        onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
+        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
+    store_pools(db, pid, {onc: [(d, 0.5) for d in docs]}, None)
+    cid = create_campaign(db, pid, "Oncology", [onc], seeded["admin"], CampaignConfig(train_after_positives=2))
+    with db.session() as s:
+        s.execute(update(Job).values(status="done"))  # its first iteration has run
+    add_questions(db, cid, [(d, onc) for d in docs], version, 1)
+    return {**seeded, "campaign": cid, "docs": docs, "label": onc, "version": version}

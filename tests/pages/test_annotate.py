@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from sqlalchemy import select, update
 
-from core.campaigns import CampaignConfig, add_questions, create_campaign
-from core.new_labels import store_pools
+from core.campaigns import add_questions
 from core.versions import register_version, write_bundle
 from storage.models import Annotation, Document, Job, Label, QueueItem
 from tests.pages.conftest import signed_in, texts
-
-
-@pytest.fixture
-def campaign(seeded, data_dir):
-    db, pid = seeded["db"], seeded["project"]
-    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                               {}, {}, None, activate=True)
-    with db.session() as s:
-        onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
-        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
-    store_pools(db, pid, {onc: [(d, 0.5) for d in docs]}, None)
-    cid = create_campaign(db, pid, "Oncology", [onc], seeded["admin"], CampaignConfig(train_after_positives=2))
-    with db.session() as s:
-        s.execute(update(Job).values(status="done"))  # its first iteration has run
-    add_questions(db, cid, [(d, onc) for d in docs], version, 1)
-    return {**seeded, "campaign": cid, "docs": docs, "label": onc, "version": version}
 
 
 def click(at, label_start):

@@ -8,11 +8,11 @@ from core.config import Settings
 from core.worker import WorkerProcess
 from storage.models import Job, Label
 from tests.core.test_taxonomy_update import NEXT_CSV
-from tests.pages.conftest import signed_in, texts
+from tests.pages.conftest import shown, signed_in, texts
 
 
 def button(at, label: str):
-    return next(b for b in at.button if b.label == label)
+    return next(b for b in at.button if shown(b.label) == label)
 
 
 def test_browse_from_the_top_through_both_parents_of_a_label(seeded):

@@ -1,0 +1,133 @@
+"""Real-browser fixtures: a seeded database, ``streamlit run app.py`` on a free port, Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.config import ROOT
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("XMTC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_server(tmp_path):
+    """Seed a private data folder, then start ``streamlit run app.py`` on it; yields (base url, data folder, world)."""
+    data_dir = tmp_path / "var"
+    world = seed(data_dir)
+    env = {**os.environ, "XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("XMTC_DATABASE_URL", None)
+    port = free_port()
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 (closed below, after the process)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            raise RuntimeError(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    try:
+        yield url, data_dir, world
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def page(request):
+    """A Chromium page (Debian's browser: nothing is downloaded); a screenshot is kept when the test fails."""
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (apt-get install chromium; .ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        try:
+            yield pg
+        finally:
+            failed = getattr(request.node, "rep_call", None)
+            if failed is not None and failed.failed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+                (ARTIFACTS / f"{request.node.name}.html").write_text(pg.content())
+            context.close()
+            browser.close()
+
+
+def seed(data_dir: Path) -> dict:
+    """An admin, the small cardiology taxonomy and corpus, an active version and a campaign with questions."""
+    from sqlalchemy import select
+
+    from core.auth import create_user
+    from core.campaigns import CampaignConfig, add_questions, create_campaign
+    from core.corpus import ColumnMapping, read_csv
+    from core.imports import import_corpus, import_taxonomy
+    from core.new_labels import store_pools
+    from core.projects import create_project
+    from core.reports import ImportReport
+    from core.taxonomy import read_taxonomy
+    from core.versions import register_version, write_bundle
+    from storage.db import Database
+    from storage.models import Document, Label
+    from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
+
+    db = Database(f"sqlite:///{data_dir / 'xmtc.db'}")
+    db.create_all()
+    admin = create_user(db, "ada", "long enough", "admin").id
+    pid = create_project(db, "Cardio demo", user_id=admin)
+    import_taxonomy(db, pid, read_taxonomy(write(data_dir / "t.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    import_corpus(db, pid, read_csv(write(data_dir / "c.csv", CORPUS_CSV),
+                                    ColumnMapping(id="doc_id", labels="tags", split="split"), report), report)
+    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                               {}, {"P@1": 0.5}, None, activate=True)
+    with db.session() as s:
+        onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
+        docs = list(s.scalars(select(Document.id).order_by(Document.id)))
+    store_pools(db, pid, {onc: [(d, 0.5) for d in docs]}, None)
+    cid = create_campaign(db, pid, "oncology", [onc], admin, CampaignConfig(train_after_positives=100))
+    add_questions(db, cid, [(d, onc) for d in docs], version, 1)
+    db.dispose()
+    return {"project": pid, "campaign": cid, "admin": admin}
