@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +47,13 @@ def update_benchmarks(section: str, text: str) -> None:
     else:
         body = body.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(body)
+
+
+@contextlib.contextmanager
+def temp_data_dir(**env: str) -> Iterator[Path]:
+    """A throw-away data folder for one bench run (SQLite inside; no worker started by the app), plus ``env``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "var"
+        os.environ.update({"XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0", **env})
+        os.environ.pop("XMTC_DATABASE_URL", None)
+        yield data_dir

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 
@@ -114,9 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = "python -m bench.evaluate_page " + " ".join(sys.argv[1:] if argv is None else argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update({"XMTC_DATA_DIR": str(Path(tmp) / "var"), "XMTC_START_WORKER": "0"})
-        os.environ.pop("XMTC_DATABASE_URL", None)
+    with temp_data_dir():
         started = time.monotonic()
         world = seed(args.documents)
         log(f"seeded {world['documents']} rated documents, {world['ratings']:,} ratings in {time.monotonic() - started:.0f} s")

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 
@@ -38,12 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = "python -m bench.judge " + " ".join(sys.argv[1:] if argv is None else argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update({"XMTC_DATA_DIR": str(Path(tmp) / "var"), "XMTC_START_WORKER": "0",
-                           "XMTC_LLM_BASE_URL": args.base_url, "XMTC_LLM_MODEL": args.model,
-                           "XMTC_LLM_API_KEY": args.api_key, "XMTC_LLM_CONCURRENCY": str(args.concurrency),
-                           "XMTC_LLM_TIMEOUT": str(args.timeout), "XMTC_LLM_RETRIES": "2"})
-        os.environ.pop("XMTC_DATABASE_URL", None)
+    with temp_data_dir(XMTC_LLM_BASE_URL=args.base_url, XMTC_LLM_MODEL=args.model, XMTC_LLM_API_KEY=args.api_key,
+                       XMTC_LLM_CONCURRENCY=str(args.concurrency), XMTC_LLM_TIMEOUT=str(args.timeout),
+                       XMTC_LLM_RETRIES="2"):
         out = run(args.documents)
     out.update({"machine": machine(), "command": command, "server": args.base_url, "model": args.model})
     log(json.dumps({k: v for k, v in out.items() if k != "examples"}, indent=1))

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 QUERIES = ["Myocardial Infarction", "myocard", "infarction", "Neoplasms", "breast", "carcinoma", "Humans", "mice",
@@ -138,9 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = "python -m bench.taxonomy " + " ".join(sys.argv[1:] if argv is None else argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update({"XMTC_DATA_DIR": str(Path(tmp) / "var"), "XMTC_START_WORKER": "0"})
-        os.environ.pop("XMTC_DATABASE_URL", None)
+    with temp_data_dir():
         from core.config import Settings
         from storage.db import Database
 

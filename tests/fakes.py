@@ -201,3 +201,12 @@ def seed_ratings(db, project_id: int, labels: dict[str, int], docs: list[int], u
         s.add_all([Rating(project_id=project_id, document_id=d, label_id=lab, model_version_id=v, kind=k, rater=r,
                           user_id=u, rating=x, seconds=sec, llm_shown=shown, explanation="e")
                    for d, lab, v, k, r, u, x, sec, shown in rows])
+
+
+def empty_version(db, project_id: int, models_dir: Path, kind: str = "bicross", config: dict | None = None,
+                  metrics: dict | None = None, activate: bool = False) -> int:
+    """A registered model version whose bundle holds only a manifest (for flows that never load the model)."""
+    from core.versions import register_version, write_bundle
+
+    return register_version(db, project_id, kind, write_bundle(models_dir, project_id, kind, lambda folder: {}),
+                            config or {}, metrics or {}, None, activate=activate)

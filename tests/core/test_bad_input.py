@@ -11,10 +11,9 @@ from core.errors import ImportFailed, XmtcError
 from core.jobs import enqueue, get_job
 from core.taxonomy import read_taxonomy
 from core.taxonomy_update import SERVE_CHANGES
-from core.versions import register_version, write_bundle
 from core.worker import WorkerProcess
 from storage.models import Annotation, Project
-from tests.fakes import write
+from tests.fakes import empty_version, write
 
 
 def campaign(world) -> int:
@@ -61,8 +60,7 @@ def test_an_answer_to_a_withdrawn_question_is_refused_and_not_stored(world):
 
 def test_the_baseline_cannot_serve_new_labels(world, data_dir):
     db, pid = world["db"], world["pid"]
-    register_version(db, pid, "baseline", write_bundle(data_dir / "models", pid, "baseline", lambda f: {}), {}, {}, None,
-                     activate=True)
+    empty_version(db, pid, data_dir / "models", "baseline", activate=True)
     job = enqueue(db, SERVE_CHANGES, pid, {"add": [world["labels"]["onc"]], "remove": []})
     WorkerProcess(db, Settings.from_env()).run_one()
     view = get_job(db, job)

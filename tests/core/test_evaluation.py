@@ -26,10 +26,9 @@ from core.jobs import enqueue, get_job, request_cancel
 from core.judge import JudgeDocument, Judgment, MemoryCache
 from core.predictions import store_predictions
 from core.ranker import Prediction
-from core.versions import register_version, write_bundle
 from core.worker import WorkerProcess
 from storage.models import Document, Event, Job, LLMJudgment, Rating
-from tests.fakes import FakeOpenAIServer, seed_ratings
+from tests.fakes import FakeOpenAIServer, empty_version, seed_ratings
 
 
 @pytest.fixture
@@ -38,8 +37,7 @@ def judged(world, data_dir, monkeypatch):
     db, pid, labels = world["db"], world["pid"], world["labels"]
     with db.session() as s:
         s.execute(update(Document).values(split="test"))
-    baseline = register_version(db, pid, "baseline", write_bundle(data_dir / "models", pid, "baseline", lambda f: {}),
-                                {}, {}, None)
+    baseline = empty_version(db, pid, data_dir / "models", "baseline")
     docs = world["docs"]
     store_predictions(db, world["version"], docs, [[Prediction(labels["mi"], 0.9, 0.9), Prediction(labels["card"], 0.8, 0.8)],
                                                    [Prediction(labels["bc"], 0.9, 0.9), Prediction(labels["onc"], 0.7, 0.7)],

@@ -10,6 +10,7 @@ from core.predictions import store_predictions
 from core.ranker import Prediction
 from core.ratings import next_to_rate, rate_document
 from storage.models import Document, Label, Rating
+from tests.fakes import empty_version
 
 
 @pytest.fixture
@@ -45,12 +46,10 @@ def test_an_sme_rates_every_predicted_label_once(predicted):
 
 def test_a_label_rated_under_one_version_is_not_asked_again_for_another(predicted, data_dir):
     from core.ratings import disagreements, versions_with_predictions
-    from core.versions import register_version, write_bundle
 
     db, pid, (a, _, _) = predicted["db"], predicted["pid"], predicted["users"]
     first, second, third = predicted["predicted"]
-    other = register_version(db, pid, "baseline", write_bundle(data_dir / "models", pid, "baseline", lambda f: {}),
-                             {}, {}, None)
+    other = empty_version(db, pid, data_dir / "models", "baseline")
     extra = next(i for i in predicted["labels"].values() if i not in predicted["predicted"])
     store_predictions(db, other, [predicted["doc"]], [[Prediction(third, 0.9, 0.9), Prediction(extra, 0.8, 0.8)]])
     assert [n for _, n in versions_with_predictions(db, pid)] == ["v2 (baseline)", "v1 (bicross)"]

@@ -108,10 +108,9 @@ def seed(data_dir: Path) -> dict:
     from core.projects import create_project
     from core.reports import ImportReport
     from core.taxonomy import read_taxonomy
-    from core.versions import register_version, write_bundle
     from storage.db import Database
     from storage.models import Document, Label
-    from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
+    from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, empty_version, write
 
     db = Database(f"sqlite:///{data_dir / 'xmtc.db'}")
     db.create_all()
@@ -121,8 +120,7 @@ def seed(data_dir: Path) -> dict:
     report = ImportReport()
     import_corpus(db, pid, read_csv(write(data_dir / "c.csv", CORPUS_CSV),
                                     ColumnMapping(id="doc_id", labels="tags", split="split"), report), report)
-    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                               {}, {"P@1": 0.5}, None, activate=True)
+    version = empty_version(db, pid, data_dir / "models", metrics={"P@1": 0.5}, activate=True)
     with db.session() as s:
         onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
         docs = list(s.scalars(select(Document.id).order_by(Document.id)))

@@ -17,9 +17,8 @@ from core.new_labels import store_pools
 from core.projects import add_member, create_project
 from core.reports import ImportReport
 from core.taxonomy import read_taxonomy
-from core.versions import register_version, write_bundle
 from storage.models import Document, Job, Label
-from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
+from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, empty_version, write
 
 PAGES = ["pages/1_Annotate.py", "pages/2_Model.py", "pages/3_Evaluate.py", "pages/4_Taxonomy.py"]
 
@@ -64,8 +63,7 @@ def texts(at: AppTest) -> str:
 @pytest.fixture
 def campaign(seeded, data_dir):
     db, pid = seeded["db"], seeded["project"]
-    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                               {}, {}, None, activate=True)
+    version = empty_version(db, pid, data_dir / "models", activate=True)
     with db.session() as s:
         onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
         docs = list(s.scalars(select(Document.id).order_by(Document.id)))

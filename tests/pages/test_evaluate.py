@@ -7,9 +7,8 @@ from sqlalchemy import select, update
 
 from core.predictions import store_predictions
 from core.ranker import Prediction
-from core.versions import register_version, write_bundle
 from storage.models import Document, Job, Label
-from tests.fakes import seed_ratings
+from tests.fakes import empty_version, seed_ratings
 from tests.pages.conftest import signed_in, texts
 
 
@@ -20,10 +19,8 @@ def rated(seeded, data_dir):
         s.execute(update(Document).values(split="test"))
         docs = list(s.scalars(select(Document.id).order_by(Document.id)))
         labels = {lab.external_id: lab.id for lab in s.scalars(select(Label))}
-    version = register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                               {"campaign_id": None}, {}, None, activate=True)
-    baseline = register_version(db, pid, "baseline", write_bundle(data_dir / "models", pid, "baseline", lambda f: {}),
-                                {}, {}, None)
+    version = empty_version(db, pid, data_dir / "models", activate=True)
+    baseline = empty_version(db, pid, data_dir / "models", "baseline")
     store_predictions(db, version, docs[:2], [[Prediction(labels["mi"], 0.9, 0.9), Prediction(labels["card"], 0.8, 0.8)],
                                               [Prediction(labels["bc"], 0.9, 0.9)]])
     store_predictions(db, baseline, docs[:2], [[Prediction(labels["card"], 0.9, 0.9)], [Prediction(labels["med"], 0.9, 0.9)]])
@@ -83,8 +80,8 @@ def test_active_learning_curves_are_plotted_from_the_campaign_versions(rated, da
         s.flush()
         cid = c.id
     for it, (new, old) in enumerate([(0.1, 0.4), (0.3, 0.42)], start=1):
-        register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                         {"campaign_id": cid, "iteration": it}, {"heldout_R@10": new, "old_R@10": old}, None)
+        empty_version(db, pid, data_dir / "models", config={"campaign_id": cid, "iteration": it},
+                      metrics={"heldout_R@10": new, "old_R@10": old})
     assert [p["iteration"] for p in campaign_curve(db, cid)] == [1, 2]
     at = signed_in("pages/3_Evaluate.py", rated["admin"])
     assert not at.exception
