@@ -82,3 +82,25 @@ def test_an_upload_of_the_wrong_type_or_too_large_is_refused_before_any_job(seed
     assert "big.csv is larger than" in texts(at)
     with seeded["db"].session() as s:
         assert s.scalars(select(Job)).all() == []
+
+
+ADMIN_ONLY = {"app.py": ["Build the demo project", "Create project", "Create user"],
+              "pages/1_Annotate.py": ["Start the campaign", "Pause", "Stop: we are satisfied"],
+              "pages/2_Model.py": ["Start training", "Activate (or roll back to) this version",
+                                   "Embed labels and build the label index", "Adapt an encoder (GPL)", "Build the pools"],
+              "pages/3_Evaluate.py": ["Judge with the LLM"],
+              "pages/4_Taxonomy.py": ["Compare with the current taxonomy", "Add the label", "Retire the label"]}
+
+
+def test_an_annotator_is_offered_no_admin_action_and_no_other_project(campaign):
+    from core.projects import create_project
+
+    create_project(campaign["db"], "Someone else's project")
+    for page, actions in ADMIN_ONLY.items():
+        at = signed_in(page, campaign["annotator"])
+        assert not at.exception, page
+        offered = {b.label for b in at.button}
+        assert offered.isdisjoint(actions), (page, offered & set(actions))
+        assert at.selectbox(key="project_picker").options == ["Cardio"], page  # not the other project
+    admin = signed_in("pages/2_Model.py", campaign["admin"])
+    assert {"Start training", "Activate (or roll back to) this version"} <= {b.label for b in admin.button}
