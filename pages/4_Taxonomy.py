@@ -77,7 +77,9 @@ def label_view(label_id: int) -> None:
 tabs = st.tabs(["Browse and search", "Update to a new version", "Edit", "Export"])
 
 with tabs[0]:
-    query = st.text_input("Search labels (name, alternative name or id; Enter searches)", key="taxonomy_search")
+    # Type-ahead: the search runs a quarter second after typing stops (server-side, over all names and ids).
+    query = st.text_input("Search labels (name, alternative name or id)", key="taxonomy_search", live=True,
+                          type="search", placeholder="Start typing a label name")
     if query:
         hits = search_labels(db, project_id, query)
         if not hits:

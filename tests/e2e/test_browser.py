@@ -64,5 +64,9 @@ def test_sign_in_answer_with_the_keyboard_undo_and_see_every_page(app_server, pa
     nav.get_by_role("link", name="Evaluate").click()
     page.get_by_role("tab", name="LLM vs SME").wait_for()
     assert "Traceback" not in page.content()
+    nav.get_by_role("link", name="Taxonomy").click()
+    page.get_by_placeholder("Start typing a label name").type("heart att")  # type-ahead: no Enter pressed
+    page.get_by_role("heading", name="Myocardial Infarction").wait_for()  # found by its alternative name
+    page.get_by_text("Medicine > Cardiology > Myocardial Infarction").wait_for()
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("button", name="Sign in").wait_for()
