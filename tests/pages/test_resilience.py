@@ -6,6 +6,9 @@ import sqlite3
 import threading
 import time
 
+from sqlalchemy import select
+
+from storage.models import Annotation
 from tests.pages.conftest import signed_in, texts
 
 
@@ -33,9 +36,5 @@ def test_the_annotate_page_waits_for_a_locked_database_and_then_answers(campaign
     assert not at.exception
     assert time.monotonic() - started >= 1.5  # it waited for the lock instead of failing
     assert "Does this document belong to the label?" in texts(at)
-    from sqlalchemy import select
-
-    from storage.models import Annotation
-
     with db.session() as s:
         assert [a.answer for a in s.scalars(select(Annotation))] == ["yes"]
