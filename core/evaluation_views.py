@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from core.agreement import Agreement, agreement_scales
+from core.agreement import THREE_POINT, TWO_POINT, Agreement, agreement_scales, from_matrix, merge_two_point
 from core.annotate_views import campaign_curve
 from storage.db import Database
 from storage.models import (
@@ -80,7 +79,7 @@ class RatingsData:
     """Every rating of a project as frames, with each label's top-level branches."""
 
     sme: pd.DataFrame  # document_id, label_id, version_id, user_id, rating, seconds, llm_shown
-    llm: pd.DataFrame  # document_id, label_id, version_id, rater, rating, explanation
+    llm: pd.DataFrame  # document_id, label_id, version_id, rater, rating
     branches: dict[int, list[str]] = field(default_factory=dict)
     llm_raters: list[str] = field(default_factory=list)
 
@@ -91,13 +90,13 @@ class RatingsData:
 
 def load_ratings(db: Database, project_id: int) -> RatingsData:
     """All SME and LLM ratings of the project (one query) and the branches of the labels they rate."""
-    cols = [Rating.document_id, Rating.label_id, Rating.model_version_id, Rating.kind, Rating.rater, Rating.user_id,
-            Rating.rating, Rating.explanation, Rating.seconds, Rating.llm_shown, Rating.id]
-    with db.session() as s:
-        frame = pd.DataFrame(s.execute(select(*cols).where(Rating.project_id == project_id)).all(),
-                             columns=["document_id", "label_id", "version_id", "kind", "rater", "user_id", "rating",
-                                      "explanation", "seconds", "llm_shown", "id"])
-    sme = frame[frame["kind"] == RATER_SME].drop(columns=["kind", "explanation"])
+    query = select(Rating.document_id, Rating.label_id, Rating.model_version_id.label("version_id"), Rating.kind,
+                   Rating.rater, Rating.user_id, Rating.rating, Rating.seconds, Rating.llm_shown,
+                   Rating.id).where(Rating.project_id == project_id)
+    with db.engine.connect() as con:
+        frame = pd.read_sql(query, con)
+    frame["llm_shown"] = frame["llm_shown"].astype(bool)
+    sme = frame[frame["kind"] == RATER_SME].drop(columns=["kind"])
     llm = frame[frame["kind"] == RATER_LLM].drop(columns=["kind", "user_id", "seconds", "llm_shown"])
     branches = top_level_branches(db, project_id, set(frame["label_id"].astype(int))) if len(frame) else {}
     return RatingsData(sme, llm, branches, sorted(llm["rater"].unique()))
@@ -110,7 +109,7 @@ def _per_label(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 def rating_pairs(data: RatingsData, llm_rater: str) -> pd.DataFrame:
     """(LLM rating, SME rating) per SME, document and label, with whether the SME saw the LLM's rating."""
-    llm = _per_label(data.llm[data.llm["rater"] == llm_rater], [])[["document_id", "label_id", "rating", "explanation"]]
+    llm = _per_label(data.llm[data.llm["rater"] == llm_rater], [])[["document_id", "label_id", "rating"]]
     sme = _per_label(data.sme, ["user_id"])[["document_id", "label_id", "user_id", "rating", "llm_shown"]]
     return sme.merge(llm, on=["document_id", "label_id"], suffixes=("_sme", "_llm"))
 
@@ -128,17 +127,30 @@ class AgreementRow:
                 "kappa 3-point": kap(self.three), "agree 2-point %": pct(self.two), "kappa 2-point": kap(self.two)}
 
 
+def branch_table(branches: dict[int, list[str]]) -> pd.DataFrame:
+    """(label_id, branch) rows: a label under several top-level branches has a row for each."""
+    return pd.DataFrame([(lab, b) for lab, bs in branches.items() for b in bs], columns=["label_id", "branch"])
+
+
+def with_branches(frame: pd.DataFrame, branches: dict[int, list[str]]) -> pd.DataFrame:
+    """``frame`` once as the whole (branch ``OVERALL``) and once per top-level branch of its label."""
+    per_branch = frame.merge(branch_table(branches), on="label_id")
+    return pd.concat([frame.assign(branch=OVERALL), per_branch], ignore_index=True)
+
+
 def agreement_by_branch(pairs: pd.DataFrame, branches: dict[int, list[str]]) -> list[AgreementRow]:
-    """Agreement overall and per top-level branch (a label under several branches counts in each)."""
-    groups: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
-    for label, llm, sme in zip(pairs["label_id"], pairs["rating_llm"], pairs["rating_sme"], strict=True):
-        for g in (OVERALL, *branches.get(int(label), [])):
-            groups[g][0].append(int(llm))
-            groups[g][1].append(int(sme))
+    """Agreement overall and per top-level branch (a label under several branches counts in each).
+
+    One count of (branch, LLM rating, SME rating) cells gives every branch's confusion matrix at once.
+    """
+    cells = (with_branches(pairs, branches).groupby(["branch", "rating_llm", "rating_sme"]).size()
+             .unstack(["rating_llm", "rating_sme"], fill_value=0))
+    cells = cells.reindex(columns=pd.MultiIndex.from_product([THREE_POINT, THREE_POINT]), fill_value=0)
     rows = []
-    for g, (llm, sme) in groups.items():
-        scales = agreement_scales(llm, sme)
-        rows.append(AgreementRow(g, scales["3-point"], scales["2-point"]))
+    for branch, counts in zip(cells.index, cells.to_numpy(), strict=True):
+        matrix = counts.reshape(3, 3)
+        rows.append(AgreementRow(str(branch), from_matrix(matrix, THREE_POINT), from_matrix(merge_two_point(matrix),
+                                                                                            TWO_POINT)))
     return sorted(rows, key=lambda r: (r.group != OVERALL, -r.three.n, r.group))
 
 
@@ -157,6 +169,14 @@ def version_names(db: Database, project_id: int) -> dict[int, str]:
     with db.session() as s:
         return {i: f"v{n} ({k})" for i, n, k in s.execute(select(ModelVersion.id, ModelVersion.number, ModelVersion.kind)
                                                           .where(ModelVersion.project_id == project_id))}
+
+
+def sme_consensus(sme: pd.DataFrame) -> pd.DataFrame:
+    """One SME rating per (document, label): the lower median of the SMEs' latest ratings (ties go to the lower)."""
+    latest = _per_label(sme, ["user_id"]).sort_values(["document_id", "label_id", "rating"])
+    keys = latest.groupby(["document_id", "label_id"])["rating"]
+    position, size = keys.cumcount(), keys.transform("size")
+    return latest[position == (size - 1) // 2][["document_id", "label_id", "rating"]]
 
 
 def correct_in_top10(db: Database, project_id: int, data: RatingsData, llm_rater: str | None, version_ids: list[int],
@@ -180,25 +200,23 @@ def correct_in_top10(db: Database, project_id: int, data: RatingsData, llm_rater
         llm = _per_label(data.llm[data.llm["rater"] == llm_rater], [])
         raters["LLM"] = llm[["document_id", "label_id", "rating"]]
     if not data.sme.empty:
-        sme = _per_label(data.sme, ["user_id"]).groupby(["document_id", "label_id"], as_index=False)["rating"]
-        raters["SME"] = sme.agg(lambda r: statistics.median_low(list(r)))
+        raters["SME"] = sme_consensus(data.sme)
     names = version_names(db, project_id)
-    rows = []
+    rows: list[pd.DataFrame] = []
     for rater, ratings in raters.items():
         judged = preds.merge(ratings, on=["document_id", "label_id"])
         if judged.empty:
             continue
         judged["correct"] = judged["rating"] >= threshold
-        judged["branch"] = [data.branches.get(int(lab)) or [] for lab in judged["label_id"]]
-        overall = judged.assign(branch=OVERALL)
-        per_branch = judged.explode("branch").dropna(subset=["branch"])
-        for (vid, branch), g in pd.concat([overall, per_branch]).groupby(["version_id", "branch"]):
-            docs = g["document_id"].nunique()
-            rows.append({"branch": branch, "version": names.get(int(vid), str(vid)), "rater": rater, "documents": docs,
-                         "labels rated": len(g), "judged correct": int(g["correct"].sum()),
-                         "share correct": round(float(g["correct"].mean()), 3),
-                         "correct per document": round(float(g["correct"].sum()) / docs, 2)})
-    out = pd.DataFrame(rows)
+        stats = (with_branches(judged, data.branches).groupby(["version_id", "branch"])
+                 .agg(documents=("document_id", "nunique"), rated=("correct", "size"), correct=("correct", "sum"))
+                 .reset_index())
+        rows.append(pd.DataFrame({
+            "branch": stats["branch"], "version": [names.get(int(v), str(v)) for v in stats["version_id"]],
+            "rater": rater, "documents": stats["documents"], "labels rated": stats["rated"],
+            "judged correct": stats["correct"].astype(int), "share correct": (stats["correct"] / stats["rated"]).round(3),
+            "correct per document": (stats["correct"] / stats["documents"]).round(2)}))
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     if out.empty:
         return out
     out["_overall"] = out["branch"] != OVERALL

@@ -40,3 +40,24 @@ def test_degenerate_cases():
     assert opposite.percent == 0.0 and opposite.kappa == pytest.approx(-1.0)
     with pytest.raises(ValueError):
         agreement([0], [0, 1])
+
+
+def test_kappa_matches_scikit_learn_on_random_ratings():
+    import random
+
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    rng = random.Random(7)
+    for _ in range(20):
+        n = rng.randint(2, 60)
+        a = [rng.choice([0, 0, 1, 2]) for _ in range(n)]
+        b = [x if rng.random() < 0.6 else rng.choice([0, 1, 2]) for x in a]
+        got = agreement(a, b)
+        assert got.matrix == confusion_matrix(a, b, labels=[0, 1, 2]).tolist()
+        if got.kappa is not None:
+            assert got.kappa == pytest.approx(cohen_kappa_score(a, b, labels=[0, 1, 2]))
+
+
+def test_a_rating_off_the_scale_is_an_error():
+    with pytest.raises(ValueError, match="not on the scale"):
+        agreement([3], [0])
