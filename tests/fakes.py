@@ -78,12 +78,13 @@ class FakeOpenAIServer:
     ``script`` items, used in order (then ``default``): a string (the reply's content), a callable
     ``(prompt) -> content``, ``("status", code)`` (an error answer), ``("sleep", seconds)`` (answers late).
     Requests are recorded in ``requests``; a wrong bearer token gets 401; ``formats`` lists the
-    ``response_format`` types the server accepts (others get 400, as many real servers do).
+    ``response_format`` types the server accepts (others get ``format_error``: 400 from most servers, 500 from
+    llama-cpp-python's).
     """
 
     def __init__(self, api_key: str = "sk-test", formats: tuple[str, ...] = ("json_schema", "json_object"),
-                 default=heuristic_reply) -> None:
-        self.api_key, self.formats, self.default = api_key, formats, default
+                 default=heuristic_reply, format_error: int = 400) -> None:
+        self.api_key, self.formats, self.default, self.format_error = api_key, formats, default, format_error
         self.script: list = []
         self.requests: list[dict] = []
         self.inflight = self.max_inflight = 0
@@ -118,8 +119,8 @@ class FakeOpenAIServer:
                                                       "type": "invalid_request_error", "code": "invalid_api_key"}})
                 fmt = (body.get("response_format") or {}).get("type")
                 if fmt and fmt not in fake.formats:
-                    return self._send(400, {"error": {"message": f"response_format {fmt} is not supported",
-                                                      "type": "invalid_request_error"}})
+                    return self._send(fake.format_error, {"error": {"message": f"response_format {fmt} is not supported",
+                                                                    "type": "invalid_request_error"}})
                 if isinstance(step, tuple) and step[0] == "status":
                     return self._send(step[1], {"error": {"message": f"scripted {step[1]}", "type": "server_error"}},
                                       {"retry-after-ms": "10"})

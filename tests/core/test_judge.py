@@ -164,6 +164,14 @@ def test_a_server_without_json_schema_falls_back_to_json_mode_and_remembers():
         assert server.requests[-1]["response_format"]["type"] == "json_object"
 
 
+def test_a_server_answering_500_to_an_unknown_response_format_is_asked_more_plainly():
+    """llama-cpp-python's server answers json_schema with HTTP 500 (a validation error), not 400."""
+    with FakeOpenAIServer(formats=("json_object",), format_error=500) as server:
+        judge = judge_for(server, retries=0)
+        assert all(j.rated for j in judge.judge(DOC, LABELS))
+        assert server.requests[-1]["response_format"]["type"] == "json_object"
+
+
 def test_the_cache_key_is_document_label_model_and_prompt_version(server):
     cache = MemoryCache()
     judge = judge_for(server, cache=cache)
