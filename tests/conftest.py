@@ -43,3 +43,15 @@ def encoder_path() -> str:
     from core.encoders import default_encoder_path
 
     return default_encoder_path(os.environ.get("XMTC_ENCODER_PATH", ""))
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest runs a page as ``__main__``; put the real one back so that processes spawned later by other
+    tests (which re-import ``__main__``) do not run a page script."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
