@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -21,14 +23,17 @@ def answers(data_dir) -> list[tuple[int, str]]:
 
 
 TITLES = ("Heart attack outcomes", "Tumour growth", "Cardio-oncology")  # the seeded corpus (tests/fakes.py)
+A_TITLE = re.compile("^(" + "|".join(map(re.escape, TITLES)) + ")$")
 
 
 def question(page) -> str:
     """The title of the document asked about on screen (it changes when the next question comes)."""
     page.get_by_text("Does this document belong to the label?").wait_for()
-    shown = page.locator("[data-testid='stText']").all_inner_texts()
-    (title,) = [t for t in shown if t in TITLES]
-    return title
+    # Streamlit draws a page element by element: wait for the title itself, not only the prompt above it
+    title = page.locator("[data-testid='stText']").filter(has_text=A_TITLE)
+    title.first.wait_for()
+    assert title.count() == 1, title.all_inner_texts()
+    return title.first.inner_text().strip()
 
 
 def test_sign_in_answer_with_the_keyboard_undo_and_see_every_page(app_server, page):
