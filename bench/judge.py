@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.judge " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python -m bench.judge", *(sys.argv[1:] if argv is None else argv)])
     with temp_data_dir(XMTC_LLM_BASE_URL=args.base_url, XMTC_LLM_MODEL=args.model, XMTC_LLM_API_KEY=args.api_key,
                        XMTC_LLM_CONCURRENCY=str(args.concurrency), XMTC_LLM_TIMEOUT=str(args.timeout),
                        XMTC_LLM_RETRIES="2"):
@@ -122,6 +122,8 @@ def run(n_docs: int) -> dict:
 
 def render(r: dict) -> str:
     m = r["llm_vs_gold_matrix_2point"]
+    judged = max(1, sum(map(sum, m)))
+    relevant = sum(m[1])
     return "\n".join([
         "## LLM judge against a real local LLM (`bench/judge.py`)", "",
         f"Command: `{r['command']}` · server: llama-cpp-python's OpenAI-compatible server with {r['model']!r} "
@@ -140,6 +142,10 @@ def render(r: dict) -> str:
         f"Labels judged correct in the top-10 per document: LLM {r['correct_in_top10_per_doc_llm']}, gold "
         f"{r['gold_in_top10_per_doc']}.",
         "- Unrated reasons seen: " + ("; ".join(r["unrated_reasons"]) or "none") + ".",
+        f"- Reading: the small model is lenient ({100 * relevant / judged:.0f}% of judged top-10 labels relevant, "
+        f"{100 * (m[0][1] + m[1][1]) / judged:.0f}% gold) but rarely rejects a gold label ({m[0][1]} of "
+        f"{m[0][1] + m[1][1]}). Gold MeSH indexing is not exhaustive, so part of the disagreement is the gold's; "
+        "an SME's verification (the Evaluate page) is the real reference, and a larger judge model the real fix.",
     ])
 
 
