@@ -11,11 +11,6 @@ THREE_POINT = (0, 1, 2)
 TWO_POINT = (0, 1)  # 0 irrelevant; 1 relevant (1 "somewhat" and 2 "highly" merged)
 
 
-def two_point(rating: int) -> int:
-    """The 2-point scale of a 0/1/2 rating: somewhat and highly relevant merge into relevant."""
-    return 0 if rating == 0 else 1
-
-
 @dataclass(frozen=True)
 class Agreement:
     """How often two raters agree, and Cohen's kappa (None where it is undefined: one class only)."""
@@ -69,6 +64,6 @@ def merge_two_point(matrix: np.ndarray) -> np.ndarray:
 
 
 def agreement_scales(first: Sequence[int], second: Sequence[int]) -> dict[str, Agreement]:
-    """Agreement on the 3-point scale and on the 2-point scale (1 and 2 merged)."""
-    return {"3-point": agreement(first, second, THREE_POINT),
-            "2-point": agreement([two_point(x) for x in first], [two_point(x) for x in second], TWO_POINT)}
+    """Agreement on the 3-point scale and on the 2-point scale (1 and 2 merged, from the 3-point matrix)."""
+    three = agreement(first, second, THREE_POINT)
+    return {"3-point": three, "2-point": from_matrix(merge_two_point(np.array(three.matrix)), TWO_POINT)}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from core.agreement import agreement, agreement_scales, two_point
+from core.agreement import agreement, agreement_scales, merge_two_point
 
 # A worked example: ten (LLM, SME) pairs.
 LLM = [2, 2, 1, 0, 0, 1, 2, 0, 1, 2]
@@ -25,7 +26,7 @@ def test_two_point_scale_merges_somewhat_and_highly_relevant():
     # LLM -> 1 1 1 0 0 1 1 0 1 1 ; SME -> 1 1 1 0 1 1 1 0 0 1 : 8/10 agree.
     # Marginals 0:3 1:7 for both -> chance = (9 + 49) / 100 = 0.58; kappa = 0.22 / 0.42.
     scales = agreement_scales(LLM, SME)
-    assert [two_point(x) for x in (0, 1, 2)] == [0, 1, 1]
+    assert merge_two_point(np.array([[2, 1, 0], [1, 2, 0], [0, 1, 3]])).tolist() == [[2, 1], [1, 6]]
     assert scales["2-point"].percent == pytest.approx(0.8)
     assert scales["2-point"].kappa == pytest.approx(0.22 / 0.42)
     assert scales["2-point"].matrix == [[2, 1], [1, 6]]
