@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log, progress_printer
 from core.acquisition import make_strategy
 from core.active_learning import ActiveLearningCycle, ALConfig
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="active_learning", help="results file and BENCHMARKS.md section")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.active_learning " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.active_learning", argv)
     settings = Settings.from_env()
     device = "cpu"
     labels, train, test = load_split(args.data)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import log
 
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                              "during the load (0: no training); results go to bench/results/load.json")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.annotate " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.annotate", argv)
     train = args.train_after > 0
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "var"

@@ -6,6 +6,7 @@ import contextlib
 import os
 import platform
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,11 @@ def update_benchmarks(section: str, text: str) -> None:
     else:
         body = body.rstrip() + "\n\n" + block + "\n"
     BENCHMARKS.write_text(body)
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command a bench ran, as it is written in BENCHMARKS.md (``argv`` None: this process's arguments)."""
+    return " ".join(["python -m " + module, *(sys.argv[1:] if argv is None else argv)])
 
 
 @contextlib.contextmanager

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log, progress_printer
 from core.bicross import evaluate_ranker, tune_fusion, validation_split
 from core.config import Settings
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--positives", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    command = "python -m bench.cross_more " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.cross_more", argv)
     _, train, test = load_split(Settings.from_env().demo_data_dir)
     ranker: BiCrossRanker = load_ranker(args.bundle, "cpu")
     base = TrainConfig()

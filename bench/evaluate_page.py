@@ -16,10 +16,9 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 
-from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
+from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.evaluate_page " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.evaluate_page", argv)
     with temp_data_dir():
         started = time.monotonic()
         world = seed(args.documents)

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
-from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
+from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = " ".join(["python -m bench.judge", *(sys.argv[1:] if argv is None else argv)])
+    command = command_line("bench.judge", argv)
     with temp_data_dir(XMTC_LLM_BASE_URL=args.base_url, XMTC_LLM_MODEL=args.model, XMTC_LLM_API_KEY=args.api_key,
                        XMTC_LLM_CONCURRENCY=str(args.concurrency), XMTC_LLM_TIMEOUT=str(args.timeout),
                        XMTC_LLM_RETRIES="2"):

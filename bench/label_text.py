@@ -6,9 +6,8 @@ Usage: python -m bench.label_text
 from __future__ import annotations
 
 import json
-import sys
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log
 from core.bicross import evaluate_ranker, make_label_table
 from core.config import Settings
@@ -28,7 +27,7 @@ def main() -> None:
         ranker = BiCrossRanker.build(encoder, make_label_table(labels, [g for _, g in train], parents=parents))
         out[name] = evaluate_ranker(ranker, texts, gold)
         log(f"{name}: {out[name]}")
-    result = {"zero_shot": out, "machine": machine(), "command": "python -m bench.label_text " + " ".join(sys.argv[1:])}
+    result = {"zero_shot": out, "machine": machine(), "command": command_line("bench.label_text", None)}
     (ROOT / "bench" / "results" / "label_text.json").write_text(json.dumps(result, indent=2))
     rows = "\n".join(f"| {n} | {m['P@1']:.3f} | {m['P@5']:.3f} | {m['R@10']:.3f} | {m['nDCG@10']:.3f} | {m['R@30']:.3f} |"
                      for n, m in out.items())

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, update_benchmarks
 from core.bicross import evaluate_ranker, fit_baseline, fit_bicross, make_label_table
 from core.config import Settings
 from core.demo import demo_taxonomy, read_demo_corpus
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-epochs", type=int, default=8)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.ranking " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.ranking", argv)
     import torch
 
     torch.manual_seed(0)

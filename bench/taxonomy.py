@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 
-from bench.common import ROOT, machine, temp_data_dir, update_benchmarks
+from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 QUERIES = ["Myocardial Infarction", "myocard", "infarction", "Neoplasms", "breast", "carcinoma", "Humans", "mice",
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m bench.taxonomy " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = command_line("bench.taxonomy", argv)
     with temp_data_dir():
         from core.config import Settings
         from storage.db import Database
