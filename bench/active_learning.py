@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     new_test_texts, new_test_gold = [t for t, _ in new_test], [g for _, g in new_test]
     old_test_texts, old_test_gold = [t for t, _ in old_test], [g for _, g in old_test]
     for strategy in ("greedy",) if args.skip_random else ("greedy", "random"):
-        ranker = load_ranker(initial_bundle, device)
+        ranker = load_ranker(initial_bundle, device, trainable=True)
         if strategy == "greedy":
             results["old_R@10_before"] = recall10(ranker, old_test_texts, old_test_gold, True)
             log(f"old-label R@10 before: {results['old_R@10_before']:.3f}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log, progress_printer
-from core.bicross import evaluate_ranker, tune_fusion, validation_split
+from core.bicross import Validation, evaluate_ranker, fit_second_stage, validation_split
 from core.config import Settings
 from core.ranker import BiCrossRanker, load_ranker
 from core.training import TrainConfig, cross_examples, train_cross_encoder
@@ -36,11 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     tr, val = validation_split(len(train), base.validation_share, base.seed)  # the split the bundle was tuned on
     tr_texts, tr_gold = [train[i][0] for i in tr], [train[i][1] for i in tr]
     cfg = TrainConfig(cross_epochs=args.epochs, cross_positives_per_doc=args.positives, seed=args.seed)
-    cand, _ = ranker.candidates(ranker.embed_documents(tr_texts), n=cfg.cross_top_k)
+    cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k)
     examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, random.Random(args.seed))
-    label_texts = {int(i): t for i, t in zip(ranker.table.ids, ranker.table.texts, strict=True)}
-    stats = train_cross_encoder(ranker.cross, examples, tr_texts, label_texts, cfg, progress_printer("cross"))
-    fusion = tune_fusion(ranker, [train[i][0] for i in val], [train[i][1] for i in val])
+    stats = train_cross_encoder(ranker.cross, examples, tr_texts, ranker.table.text_map(), cfg, progress_printer("cross"))
+    fusion = fit_second_stage(ranker, Validation([train[i][0] for i in val], [train[i][1] for i in val]))
     metrics = evaluate_ranker(ranker, [t for t, _ in test], [g for _, g in test], progress=progress_printer("eval"))
     log(f"after more cross-encoder training: {metrics} (fusion {fusion})")
     result = {"metrics": metrics, "fusion": fusion, "cross": stats, "machine": machine(), "command": command}

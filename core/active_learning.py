@@ -106,7 +106,7 @@ class ActiveLearningCycle:
         self.trained: set[Question] = set()
         self.history: list[Iteration] = []
         ids = [i for i in self.new_labels if i not in known]  # resuming: the campaign's labels are served already
-        self.base_freq = ranker.typical_frequency()
+        self.base_freq = ranker.new_label_frequency()
         if ids:
             ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids], freq=self.base_freq)
 
@@ -174,7 +174,7 @@ class ActiveLearningCycle:
         pairs = positives + replay
         docs = sorted({d for d, _ in pairs} | {d for d, _ in fresh})
         index = {d: i for i, d in enumerate(docs)}
-        label_texts = {int(i): t for i, t in zip(self.ranker.table.ids, self.ranker.table.texts, strict=True)}
+        label_texts = self.ranker.table.text_map()
         tcfg = TrainConfig(epochs=1, batch_size=cfg.train_batch, lr=cfg.lr, cross_lr=cfg.cross_lr,
                            max_seq_length=cfg.max_seq_length, warmup_ratio=0.0, seed=self.rng.randrange(10**6))
         doc_texts = [self.texts[d] for d in docs]
@@ -209,8 +209,7 @@ class ActiveLearningCycle:
         if cfg.use_negative_answers:
             out += [(index[d], lab, 0.0) for d, lab in negatives]
         # Random negatives from the updated bi-encoder's top labels (never a known gold label).
-        cand, _ = self.ranker.candidates(self.ranker.embed_documents([self.texts[d] for d, _ in positives]),
-                                         n=cfg.cross_top_k)
+        cand, _ = self.ranker.candidates([self.texts[d] for d, _ in positives], n=cfg.cross_top_k)
         for (d, _), row in zip(positives, cand, strict=True):
             pool = [int(c) for c in row if c >= 0 and int(c) not in golds[index[d]]]
             out += [(index[d], c, 0.0) for c in self.rng.sample(pool, min(cfg.cross_negatives, len(pool)))]

@@ -7,18 +7,21 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.baseline import BaselineRanker
+from core.cross import CrossScorer
 from core.encoders import load_bi_encoder
 from core.errors import ModelError
+from core.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, LearnedRanker
 from core.metrics import evaluate
-from core.ranker import BiCrossRanker, Fusion, LabelRanker, LabelTable
+from core.ranker import BiCrossRanker, LabelRanker, LabelTable, NeighbourMemory
+from core.sparse import SparseBackend, SparseConfig
 from core.taxonomy import LabelRow, label_text
 from core.training import (
-    CrossScorer,
     Progress,
     TrainConfig,
     cross_examples,
@@ -29,8 +32,10 @@ from core.training import (
 
 PRIOR_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 LEXICAL_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+SPARSE_GRID = (0.0, 0.1, 0.2, 0.4, 0.8)
 BI_WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 TUNE_METRIC = "nDCG@10"
+MIN_LEARNED_DOCS = 50  # fewer validation documents than this: the blend, not a learned fusion
 
 
 def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0,
@@ -79,41 +84,149 @@ class FitResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def tune_fusion(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], progress: Progress = no_progress,
-                lexical: bool = True) -> dict:
-    """Choose the prior and lexical weights (bi-encoder stage) and the bi/cross blend on validation documents."""
-    if not texts:
-        return {}
-    vecs = ranker.embed_documents(texts)
-    hits = ranker.lexical_hits(texts)
-    best_w, best = (0.0, 0.0), -1.0
+def _rankings(sets: Sequence[Candidates], scores: Sequence[np.ndarray]) -> list[list[int]]:
+    return [[int(i) for i in c.ids[np.argsort(-sc, kind="stable")]] for c, sc in zip(sets, scores, strict=True)]
+
+
+def tune_blend(ranker: BiCrossRanker, sets: Sequence[Candidates], gold: Sequence[set[int]]) -> dict[str, Any]:
+    """Grid-search the blend's first-stage weights on validation candidates."""
+    blend, best = ranker.fusion.blend, (-1.0, (0.0, 0.0, 0.0))
     for w in PRIOR_GRID:
-        for lw in LEXICAL_GRID if lexical else (0.0,):
-            ids, _ = ranker.candidates(vecs, prior_weight=w, lexical=hits, lexical_weight=lw)
-            m = evaluate([list(r[r >= 0]) for r in ids], gold, (TUNE_METRIC,))[TUNE_METRIC]
-            if m > best + 1e-9:
-                best_w, best = (w, lw), m
-    ranker.fusion.prior_weight, ranker.fusion.lexical_weight = best_w
-    out: dict[str, Any] = {"prior_weight": best_w[0], "lexical_weight": best_w[1], f"val_bi_{TUNE_METRIC}": best}
-    if ranker.cross is not None:
-        progress(0.3, "scoring validation candidates with the cross-encoder")
-        ids, scores = ranker.candidates(vecs, lexical=hits)
-        cross = ranker.cross_scores(texts, ids)
-        best_b, best = 0.0, -1.0
-        for w in BI_WEIGHT_GRID:
-            m = score_rankings(ranker.rerank(texts, ids, scores, bi_weight=w, cross_scores=cross), gold,
-                               (TUNE_METRIC,))[TUNE_METRIC]
-            if m > best + 1e-9:
-                best_b, best = w, m
-        ranker.fusion.bi_weight = best_b
-        out.update(bi_weight=best_b, **{f"val_bicross_{TUNE_METRIC}": best})
+        for lw in LEXICAL_GRID:
+            for sw in SPARSE_GRID if ranker.sparse is not None else (0.0,):
+                blend.prior_weight, blend.lexical_weight, blend.sparse_weight = w, lw, sw
+                m = evaluate(_rankings(sets, [blend.first_stage(c) for c in sets]), gold, (TUNE_METRIC,))[TUNE_METRIC]
+                if m > best[0] + 1e-9:
+                    best = (m, (w, lw, sw))
+    blend.prior_weight, blend.lexical_weight, blend.sparse_weight = best[1]
+    return {"prior_weight": best[1][0], "lexical_weight": best[1][1], "sparse_weight": best[1][2],
+            f"val_first_{TUNE_METRIC}": best[0]}
+
+
+def _targets(sets: Sequence[Candidates], gold: Sequence[set[int]]) -> list[np.ndarray]:
+    return [np.isin(c.ids, np.fromiter(g, dtype=np.int64, count=len(g))).astype(np.float32)
+            for c, g in zip(sets, gold, strict=True)]
+
+
+FOLDS = 5  # cross-fitting: the second stage learns from first-stage scores of models that did not see the document
+
+
+@dataclass
+class Validation:
+    """Validation documents with their candidates and out-of-fold first-stage scores (for the second stage)."""
+
+    texts: list[str]
+    gold: list[set[int]]
+    sets: list[Candidates] = field(default_factory=list)
+    first: list[np.ndarray] = field(default_factory=list)
+
+
+def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned", seed: int = 0) -> dict[str, Any]:
+    """Fit how candidates are ranked before the cross-encoder, on validation documents.
+
+    ``learned``: LambdaMART over every candidate's features (with enough documents), else the grid-tuned
+    blend. Fills ``val.sets`` and ``val.first``: each document's first-stage scores from a model fitted
+    without it (``FOLDS``-fold cross-fitting), so the second stage sees scores as good as on new documents.
+    """
+    if not val.texts:
+        return {"fusion": "blend (no validation documents)"}
+    val.sets = ranker.candidate_sets(val.texts)
+    keep = [i for i, g in enumerate(val.gold) if g]
+    out = tune_blend(ranker, val.sets, val.gold)  # the fallback is always tuned
+    out["val_candidate_recall"] = evaluate([list(c.ids) for c in val.sets], val.gold, ("R@100000",))["R@100000"]
+    if mode == "learned" and len(keep) >= MIN_LEARNED_DOCS:
+        targets = _targets(val.sets, val.gold)
+        ranker.fusion.first = LearnedRanker.fit([val.sets[i].features for i in keep], [targets[i] for i in keep],
+                                                FEATURES, seed)
+        val.first = [np.zeros(0, dtype=np.float32)] * len(val.sets)
+        for fold in range(FOLDS):
+            held = set(range(fold, len(val.sets), FOLDS))
+            model = LearnedRanker.fit([val.sets[i].features for i in keep if i not in held],
+                                      [targets[i] for i in keep if i not in held], FEATURES, seed)
+            for i in held:
+                val.first[i] = model.score(val.sets[i].features)
+        out["fusion"] = "learned"
+        out["first_importance"] = ranker.fusion.first.importance()
+        out[f"val_first_oof_{TUNE_METRIC}"] = evaluate(_rankings(val.sets, val.first), val.gold,
+                                                       (TUNE_METRIC,))[TUNE_METRIC]
+    else:
+        ranker.fusion.first = None
+        val.first = [ranker.fusion.blend.first_stage(c) for c in val.sets]
+        out["fusion"] = "blend"
     return out
+
+
+def fit_second_stage(ranker: BiCrossRanker, val: Validation, seed: int = 0) -> dict[str, Any]:
+    """Fit how the shortlist is ordered with the cross-encoder's scores (learned when the first stage is)."""
+    if not val.texts or ranker.cross is None:
+        return {}
+    if not val.sets:
+        fit_first_stage(ranker, val, "learned" if ranker.fusion.learned else "blend", seed)
+    n = ranker.fusion.candidates
+    heads, firsts = [], []
+    for c, f in zip(val.sets, val.first, strict=True):
+        top = np.argsort(-f, kind="stable")[:n]
+        heads.append(Candidates(c.ids[top], c.features[top]))
+        firsts.append(f[top])
+    logits = ranker.cross_logits(val.texts, heads)
+    blend, best = ranker.fusion.blend, (-1.0, 0.0)
+    blend_firsts = [blend.first_stage(h) for h in heads]
+    for w in BI_WEIGHT_GRID:
+        blend.bi_weight = w
+        scores = [blend.final(f, 1.0 / (1.0 + np.exp(-lg))) for f, lg in zip(blend_firsts, logits, strict=True)]
+        m = evaluate(_rankings(heads, scores), val.gold, (TUNE_METRIC,))[TUNE_METRIC]
+        if m > best[0] + 1e-9:
+            best = (m, w)
+    blend.bi_weight = best[1]
+    out: dict[str, Any] = {"bi_weight": best[1], f"val_blend_{TUNE_METRIC}": best[0]}
+    keep = [i for i, g in enumerate(val.gold) if g]
+    if ranker.fusion.first is not None:
+        rows = [np.column_stack([h.features, f, lg]) for h, f, lg in zip(heads, firsts, logits, strict=True)]
+        targets = _targets(heads, val.gold)
+        ranker.fusion.second = LearnedRanker.fit([rows[i] for i in keep], [targets[i] for i in keep],
+                                                 CROSS_FEATURES, seed)
+        out["second_importance"] = ranker.fusion.second.importance()
+    return out
+
+
+def top_k_agreement(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]], k: int = 10) -> float:
+    """Mean share of each document's top-``k`` labels two rankings have in common."""
+    return float(np.mean([len({p.label_id for p in x[:k]} & {p.label_id for p in y[:k]}) / k
+                          for x, y in zip(a, b, strict=True)])) if a else 1.0
+
+
+INT8_AGREEMENT = 0.98  # int8 serves on CPUs only where its top-10 keeps this much of PyTorch's
+
+
+def choose_cpu_runtime(ranker: BiCrossRanker, texts: list[str]) -> dict[str, Any]:
+    """Export the cross-encoder to ONNX and pick the CPU runtime: int8 where its top-10 agrees with PyTorch's on
+    ``texts`` (validation documents) at least :data:`INT8_AGREEMENT`, else fp32 (exact)."""
+    import tempfile
+
+    from core.cross import OnnxCrossScorer
+
+    torch_cross = ranker.cross
+    if not texts or not isinstance(torch_cross, CrossScorer):
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = torch_cross.export_onnx(Path(tmp))
+        reference = ranker.rank(texts, k=10)
+        ranker.cross = OnnxCrossScorer(torch_cross.path, Path(tmp) / files["int8"], torch_cross.max_length)
+        try:
+            agreement = top_k_agreement(reference, ranker.rank(texts, k=10))
+        finally:
+            ranker.cross = torch_cross
+    torch_cross.cpu_runtime = "onnx-int8" if agreement >= INT8_AGREEMENT else "onnx"
+    return {"int8_top10_agreement": agreement, "cpu_runtime": torch_cross.cpu_runtime}
 
 
 def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
                 gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress,
                 cross_init: str | None = None, base: BiCrossRanker | None = None) -> FitResult:
-    """Train the bi-encoder and the cross-encoder (as ``cfg`` asks) and tune the score fusion.
+    """Train the bi-encoder, the sparse backend and the cross-encoder (as ``cfg`` asks) and fit the fusion.
+
+    A share of the training documents (``cfg.validation_share``) is held out: the fusion is fitted on them,
+    on features the models did not learn from.
 
     Args:
         encoder_path: checkpoint the bi-encoder starts from.
@@ -128,28 +241,49 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     table = make_label_table(labels, tr_gold, cfg.label_alts, cfg.label_parents)
     known = set(int(i) for i in table.ids)
     tr_gold = [{g for g in s if g in known} for s in tr_gold]
+    val_gold = [{g for g in s if g in known} for s in val_gold]
     stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table)}
     started = time.monotonic()
     bi = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
     if cfg.train_bi:
-        label_texts = {int(i): t for i, t in zip(table.ids, table.texts, strict=True)}
-        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.45))
-    progress(0.46, "embedding labels and building the HNSW index")
-    ranker = BiCrossRanker.build(bi, table, fusion=Fusion())
-    stats.update(tune_fusion(ranker, val_texts, val_gold))
+        label_texts = table.text_map()
+        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.4))
+    progress(0.41, "embedding labels and building the HNSW index")
+    fusion = Fusion(candidates=cfg.candidates, sparse_candidates=cfg.sparse_candidates if cfg.sparse else 0,
+                    neighbours=cfg.neighbours)
+    ranker = BiCrossRanker.build(bi, table, fusion=fusion)
+    if cfg.sparse:
+        progress(0.42, "training the sparse backend (TF-IDF + Omikuji)")
+        clock = time.monotonic()
+        ranker.sparse = SparseBackend.fit(tr_texts, tr_gold, SparseConfig(seed=cfg.seed))
+        stats["sparse_seconds"] = time.monotonic() - clock
+    if cfg.neighbours:
+        ranker.memory = NeighbourMemory(ranker.embed_documents(tr_texts), [sorted(g) for g in tr_gold])
+    progress(0.45, "fitting the first stage of the fusion on the validation documents")
+    clock = time.monotonic()
+    validation = Validation(val_texts, val_gold)
+    stats.update(fit_first_stage(ranker, validation, cfg.fusion, cfg.seed))
+    stats["first_seconds"] = time.monotonic() - clock
     if cfg.train_cross:
-        progress(0.5, "mining cross-encoder negatives from the bi-encoder's top labels")
+        progress(0.47, "mining cross-encoder negatives from the merged candidates")
         rng = random.Random(cfg.seed)
-        cand, _ = ranker.candidates(ranker.embed_documents(tr_texts), n=cfg.cross_top_k)
+        cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k)
         examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, rng)
         cross = CrossScorer(cross_init or encoder_path, str(bi.device), cfg.cross_max_length)
-        label_texts = {int(i): t for i, t in zip(table.ids, table.texts, strict=True)}
-        stats["cross"] = train_cross_encoder(cross, examples, tr_texts, label_texts, cfg, stage(progress, 0.5, 0.9))
+        stats["cross_init"] = cross_init or encoder_path
+        stats["cross"] = train_cross_encoder(cross, examples, tr_texts, table.text_map(), cfg,
+                                             stage(progress, 0.48, 0.92))
         ranker.cross = cross
     elif base is not None and base.cross is not None:
         ranker.cross = base.cross
     if ranker.cross is not None:
-        stats.update(tune_fusion(ranker, val_texts, val_gold, stage(progress, 0.9, 0.98)))
+        progress(0.93, "fitting the second stage of the fusion (with the cross-encoder) on the validation documents")
+        clock = time.monotonic()
+        stats.update(fit_second_stage(ranker, validation, cfg.seed))
+        stats["second_seconds"] = time.monotonic() - clock
+        if cfg.train_cross:
+            progress(0.97, "checking the int8 ONNX cross-encoder against PyTorch on the validation documents")
+            stats.update(choose_cpu_runtime(ranker, val_texts))
     stats["train_seconds"] = time.monotonic() - started
     return FitResult(ranker, stats)
 

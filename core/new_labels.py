@@ -245,7 +245,7 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     # Replay teaches the labels the model knew before: a campaign label's own gold never leaks in.
     replay = {d.id: set(d.gold) - set(new_labels) for d in docs if set(d.gold) - set(new_labels)}
     ctx.progress(0.02, f"loading {version.kind} v{version.number}", force=True)
-    ranker = load_ranker(version.path, settings.device)
+    ranker = load_ranker(version.path, settings.device, trainable=True)
     if not isinstance(ranker, BiCrossRanker):
         raise XmtcError("Active learning needs a bi-encoder model (BiCross or zero-shot), not the classifier baseline.")
     # In the background the whole pool is re-ranked each time (the paper's method; no window needed).

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from core.cross import load_cross_scorer
 from core.encoders import encode, load_bi_encoder
 from core.errors import ModelError
+from core.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion
 from core.index import HnswIndex, load_index
 from core.lexical import LexicalMatcher
-from core.training import CrossScorer
+from core.sparse import SparseBackend
 from core.versions import read_manifest
 
 
@@ -61,6 +63,10 @@ class LabelTable:
     def text(self, label_id: int) -> str:
         return self.texts[self._row[int(label_id)]]
 
+    def text_map(self) -> dict[int, str]:
+        """Label id -> the text the models read."""
+        return {int(i): t for i, t in zip(self.ids, self.texts, strict=True)}
+
     def prior(self) -> np.ndarray:
         """log(1 + frequency), scaled to 0..1: frequent "check tags" carry little text signal."""
         top = np.log1p(self.freq.max()) if len(self.freq) and self.freq.max() > 0 else 1.0
@@ -96,35 +102,67 @@ class LabelTable:
                    [r["external_id"] for r in rows], np.array([r.get("freq", 0.0) for r in rows], dtype=np.float32))
 
 
-@dataclass
-class Fusion:
-    """How the scores combine (weights tuned on validation documents at training time).
+class NeighbourMemory:
+    """Training documents' vectors and gold labels: a label scores by how many of a document's nearest
+    training documents carry it (similarity-weighted), a supervised signal that refits by adding rows."""
 
-    bi_score = (1 - prior_weight) * cosine + prior_weight * prior + lexical_weight * [name occurs in text]
-    score    = (1 - bi_weight) * cross + bi_weight * bi_score     (bi_score alone without a cross-encoder)
-    """
+    def __init__(self, vectors: np.ndarray, labels: list[list[int]]) -> None:
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.labels = [list(map(int, g)) for g in labels]
 
-    prior_weight: float = 0.0
-    bi_weight: float = 0.0
-    lexical_weight: float = 0.0
-    candidates: int = 30
-    retrieve: int = 100
-    prior_candidates: int = 20
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def scores(self, doc_vectors: np.ndarray, k: int, limit: int = 50) -> list[dict[int, float]]:
+        """Per document, the ``limit`` best labels of its ``k`` nearest training documents, in 0..1."""
+        if not len(self.labels) or k <= 0:
+            return [{} for _ in range(len(doc_vectors))]
+        sims = doc_vectors @ self.vectors.T
+        k = min(k, len(self.labels))
+        near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out = []
+        for r, row in enumerate(near):
+            weights = np.clip(sims[r, row], 0.0, None)
+            total = float(weights.sum()) or 1.0
+            votes: dict[int, float] = {}
+            for n, w in zip(row, weights, strict=True):
+                for lab in self.labels[n]:
+                    votes[lab] = votes.get(lab, 0.0) + float(w) / total
+            out.append(dict(sorted(votes.items(), key=lambda kv: -kv[1])[:limit]))
+        return out
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "memory_vectors.npy", self.vectors)
+        (folder / "memory_labels.json").write_text(json.dumps(self.labels))
+
+    @classmethod
+    def load(cls, folder: Path) -> NeighbourMemory | None:
+        if not (folder / "memory_vectors.npy").is_file():
+            return None
+        return cls(np.load(folder / "memory_vectors.npy"), json.loads((folder / "memory_labels.json").read_text()))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
 
 
 class BiCrossRanker:
-    """Bi-encoder top-``candidates`` labels (HNSW, with the label prior) re-ranked by the cross-encoder."""
+    """Candidates from every source (HNSW, prior, names, sparse backend, neighbours), ranked by the fusion's
+    first stage; its top ``candidates`` re-ranked with the cross-encoder."""
 
     kind = "bicross"
 
     def __init__(self, bi_encoder: Any, table: LabelTable, vectors: np.ndarray, index: Any,
-                 cross: CrossScorer | None = None, fusion: Fusion | None = None) -> None:
+                 cross: Any = None, fusion: Fusion | None = None, sparse: SparseBackend | None = None,
+                 memory: NeighbourMemory | None = None) -> None:
         self.bi_encoder = bi_encoder
         self.table = table
         self.vectors = vectors.astype(np.float32)
         self.index = index
         self.cross = cross
         self.fusion = fusion or Fusion()
+        self.sparse = sparse
+        self.memory = memory
         self.timings: dict[str, float] = {"bi": 0.0, "cross": 0.0}
         self.bi_path = ""  # where the bi-encoder was loaded from (set by load)
         self.cross_path = ""  # where the cross-encoder was loaded from (set by load)
@@ -139,12 +177,13 @@ class BiCrossRanker:
     def _refresh_frequent(self) -> None:
         """The prior and the most frequent live labels (after a frequency or removal change)."""
         self._prior = self.table.prior()
+        self._seen = (self.table.freq > 0).astype(np.float32)
         by_freq = self.table.ids[np.argsort(-self.table.freq, kind="stable")]
         live = np.array([i for i in by_freq if int(i) not in self._removed], dtype=np.int64)
         self._frequent = live[: self.fusion.prior_candidates]
 
     @classmethod
-    def build(cls, bi_encoder: Any, table: LabelTable, cross: CrossScorer | None = None,
+    def build(cls, bi_encoder: Any, table: LabelTable, cross: Any = None,
               fusion: Fusion | None = None, progress: Any = None) -> BiCrossRanker:
         """Embed the label table with ``bi_encoder`` and index it (HNSW)."""
         vectors = encode(bi_encoder, table.texts, batch_size=128, progress=progress)
@@ -159,88 +198,144 @@ class BiCrossRanker:
         """Labels named verbatim in each text (removed labels excluded)."""
         return [self._lexical.match(t) - self._removed for t in texts]
 
-    def candidates(self, doc_vectors: np.ndarray, n: int | None = None, prior_weight: float | None = None,
-                   lexical: list[set[int]] | None = None, lexical_weight: float | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` labels per document by the bi-encoder score (cosine blended with the prior).
-
-        The index returns the ``retrieve`` nearest labels; the most frequent labels are always
-        considered too, since their names alone rarely sit near a document, and so are labels
-        named in the text (``lexical``, from :meth:`lexical_hits`).
-        """
-        n = n or self.fusion.candidates
-        w = self.fusion.prior_weight if prior_weight is None else prior_weight
-        lw = self.fusion.lexical_weight if lexical_weight is None else lexical_weight
-        near, _ = self.index.search(doc_vectors, max(self.fusion.retrieve, n))
-        out_ids = np.full((len(doc_vectors), n), -1, dtype=np.int64)
-        out_scores = np.full((len(doc_vectors), n), -np.inf, dtype=np.float32)
-        for r, row in enumerate(near):
-            hits = lexical[r] if (lexical is not None and lw > 0) else set()
-            extra = np.fromiter(hits, dtype=np.int64, count=len(hits))
-            cand = np.unique(np.concatenate([row[row >= 0], self._frequent, extra]))
-            rows = np.array([self.table.row(c) for c in cand], dtype=np.int64)
-            score = (1 - w) * (self.vectors[rows] @ doc_vectors[r]) + w * self._prior[rows]
-            if hits:
-                score = score + lw * np.isin(cand, extra).astype(np.float32)
-            top = np.argsort(-score, kind="stable")[:n]
-            out_ids[r, : len(top)] = cand[top]
-            out_scores[r, : len(top)] = score[top]
-        return out_ids, out_scores
-
-    def rerank(self, texts: list[str], cand_ids: np.ndarray, bi_scores: np.ndarray, bi_weight: float | None = None,
-               cross_scores: np.ndarray | None = None) -> list[list[Prediction]]:
-        """Order each document's candidates by the fused score (cross-encoder scores computed unless given)."""
-        w = self.fusion.bi_weight if bi_weight is None else bi_weight
-        if self.cross is not None and cross_scores is None:
-            cross_scores = self.cross_scores(texts, cand_ids)
+    def candidate_sets(self, texts: list[str], doc_vectors: np.ndarray | None = None) -> list[Candidates]:
+        """Every source's candidate labels per text, with their feature rows (see :data:`core.fusion.FEATURES`)."""
+        f = self.fusion
+        vecs = self.embed_documents(texts) if doc_vectors is None else doc_vectors
+        near, _ = self.index.search(vecs, f.retrieve)
+        hits = self.lexical_hits(texts)
+        sparse = (self.sparse.predict(texts, f.sparse_candidates) if self.sparse is not None and f.sparse_candidates
+                  else [{} for _ in texts])
+        neighbours = (self.memory.scores(vecs, f.neighbours) if self.memory is not None and f.neighbours
+                      else [{} for _ in texts])
         out = []
         for r in range(len(texts)):
-            valid = cand_ids[r] >= 0
-            ids, bis = cand_ids[r][valid], bi_scores[r][valid]
-            if cross_scores is None:
-                preds = [Prediction(int(i), float(b), float(b)) for i, b in zip(ids, bis, strict=True)]
-            else:
-                cs = cross_scores[r][valid]
-                preds = [Prediction(int(i), float((1 - w) * c + w * b), float(b), float(c))
-                         for i, b, c in zip(ids, bis, cs, strict=True)]
-            out.append(sorted(preds, key=lambda p: -p.score))
+            extra = [*hits[r], *sparse[r], *neighbours[r]]
+            cand = np.unique(np.concatenate([near[r][near[r] >= 0], self._frequent,
+                                             np.array(extra, dtype=np.int64)]))
+            if self._removed:
+                cand = cand[~np.isin(cand, np.fromiter(self._removed, dtype=np.int64))]
+            cand = cand[[int(c) in self.table._row for c in cand]] if len(cand) else cand
+            rows = np.array([self.table.row(c) for c in cand], dtype=np.int64)
+            cos = self.vectors[rows] @ vecs[r] if len(rows) else np.zeros(0, dtype=np.float32)
+            feats = np.column_stack([
+                cos, cos - (cos.max() if len(cos) else 0.0), self._prior[rows], self._seen[rows],
+                np.isin(cand, np.fromiter(hits[r], dtype=np.int64, count=len(hits[r]))).astype(np.float32),
+                np.array([sparse[r].get(int(c), 0.0) for c in cand], dtype=np.float32),
+                np.array([neighbours[r].get(int(c), 0.0) for c in cand], dtype=np.float32),
+            ]).astype(np.float32)
+            out.append(Candidates(cand.astype(np.int64), feats.reshape(len(cand), len(FEATURES))))
         return out
 
-    def cross_scores(self, texts: list[str], cand_ids: np.ndarray) -> np.ndarray:
+    def candidates(self, texts: list[str], n: int | None = None, doc_vectors: np.ndarray | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` labels per text by the fusion's first stage (ids padded with -1, and their scores)."""
+        n = n or self.fusion.candidates
+        sets = self.candidate_sets(texts, doc_vectors)
+        out_ids = np.full((len(texts), n), -1, dtype=np.int64)
+        out_scores = np.full((len(texts), n), -np.inf, dtype=np.float32)
+        for r, c in enumerate(sets):
+            first = self.fusion.first_stage(c)
+            order = np.argsort(-first, kind="stable")[:n]
+            out_ids[r, : len(order)] = c.ids[order]
+            out_scores[r, : len(order)] = first[order]
+        return out_ids, out_scores
+
+    def shortlist(self, texts: list[str], doc_vectors: np.ndarray | None = None,
+                  n: int | None = None) -> list[tuple[Candidates, np.ndarray]]:
+        """Each text's top-``n`` candidates by the first stage, with their first-stage scores."""
+        n = n or self.fusion.candidates
+        out = []
+        for c in self.candidate_sets(texts, doc_vectors):
+            first = self.fusion.first_stage(c)
+            order = np.argsort(-first, kind="stable")[:n]
+            out.append((Candidates(c.ids[order], c.features[order]), first[order]))
+        return out
+
+    def cross_logits(self, texts: list[str], shortlists: list[Candidates]) -> list[np.ndarray]:
+        """The cross-encoder's logits for each text's shortlisted labels."""
         assert self.cross is not None
         started = time.perf_counter()
         labels, docs = [], []
-        for r, t in enumerate(texts):
-            for c in cand_ids[r]:
-                labels.append(self.table.text(c) if c >= 0 else "")
-                docs.append(t)
-        flat = self.cross.score(labels, docs)
+        for t, c in zip(texts, shortlists, strict=True):
+            labels += [self.table.text(i) for i in c.ids]
+            docs += [t] * len(c.ids)
+        flat = self.cross.logits_np(labels, docs) if labels else np.zeros(0, dtype=np.float32)
         self.timings["cross"] += time.perf_counter() - started
-        return flat.reshape(cand_ids.shape)
+        out, s = [], 0
+        for c in shortlists:
+            out.append(flat[s:s + len(c.ids)])
+            s += len(c.ids)
+        return out
+
+    def order(self, shortlist: Candidates, first: np.ndarray, cross: np.ndarray | None) -> list[Prediction]:
+        """Predictions for one document's shortlist, best first."""
+        if cross is None:
+            final = first
+            preds = [Prediction(int(i), float(f), float(f)) for i, f in zip(shortlist.ids, first, strict=True)]
+        else:
+            final = self.fusion.final(shortlist, first, cross)
+            preds = [Prediction(int(i), float(s), float(f), float(p)) for i, s, f, p in
+                     zip(shortlist.ids, final, first, _sigmoid(cross), strict=True)]
+        order = np.argsort(-np.asarray(final), kind="stable")
+        return [preds[i] for i in order]
 
     def rank(self, texts: list[str], k: int = 10, rerank: bool = True) -> list[list[Prediction]]:
-        """Top-``k`` labels per text: bi-encoder candidates, re-ranked by the cross-encoder when present."""
+        """Top-``k`` labels per text: the first stage's shortlist, re-ranked with the cross-encoder when present."""
         check_texts(texts)
         started = time.perf_counter()
-        vecs = self.embed_documents(texts)
-        lexical = self.lexical_hits(texts) if self.fusion.lexical_weight > 0 else None
-        ids, scores = self.candidates(vecs, lexical=lexical)
+        lists = self.shortlist(texts, n=max(k, self.fusion.candidates))
         self.timings["bi"] += time.perf_counter() - started
-        if not rerank or self.cross is None:
-            return [[Prediction(int(i), float(s), float(s)) for i, s in zip(ri, rs, strict=True) if i >= 0][:k]
-                    for ri, rs in zip(ids, scores, strict=True)]
-        return [p[:k] for p in self.rerank(texts, ids, scores)]
+        use_cross = rerank and self.cross is not None
+        if use_cross:  # only the first stage's top candidates are worth the cross-encoder
+            heads = [Candidates(c.ids[: self.fusion.candidates], c.features[: self.fusion.candidates])
+                     for c, _ in lists]
+            logits = self.cross_logits(texts, heads)
+        out = []
+        for r, (c, first) in enumerate(lists):
+            if use_cross:
+                n = self.fusion.candidates
+                head = self.order(Candidates(c.ids[:n], c.features[:n]), first[:n], logits[r])
+                tail = self.order(Candidates(c.ids[n:], c.features[n:]), first[n:], None)
+                out.append((head + tail)[:k])
+            else:
+                out.append(self.order(c, first, None)[:k])
+        return out
+
+    def explain(self, text: str, k: int = 10) -> list[dict[str, Any]]:
+        """The top-``k`` labels for one text with every feature, and each source's contribution to the score
+        (the learned fusion's SHAP values; the blend's weighted terms without one)."""
+        check_texts([text])
+        [(c, first)] = self.shortlist([text])
+        logits = self.cross_logits([text], [c])[0] if self.cross is not None else None
+        preds = self.order(c, first, logits)[:k]
+        row = {int(i): r for r, i in enumerate(c.ids)}
+        x = np.column_stack([c.features, first, logits]) if logits is not None else c.features
+        contrib = self.fusion.contributions(c, first, logits)
+        out = []
+        for p in preds:
+            r = row[p.label_id]
+            entry: dict[str, Any] = {"label_id": p.label_id, "score": p.score,
+                                     **{f: float(v) for f, v in zip(CROSS_FEATURES, x[r], strict=False)}}
+            entry["contributions"] = {name: float(v) for name, v in contrib[r].items()}
+            out.append(entry)
+        return out
 
     def typical_frequency(self) -> float:
         return self.table.typical_frequency()
 
+    def new_label_frequency(self) -> float:
+        """The training frequency a new label starts with. The learned fusion was fitted on labels without
+        training documents and ranks them by their text (0: "no training document"); the blend has no such
+        notion, so it gives a new label a typical label's frequency (the median), as it is not known to be rare."""
+        return 0.0 if self.fusion.learned else self.typical_frequency()
+
     def add_labels(self, ids: list[int], texts: list[str], external_ids: list[str], freq: float | None = None) -> None:
         """Serve new labels at once: embed their text and add them to the index (no retraining).
 
-        ``freq`` is their prior's training frequency; by default a typical label's (median), since a
-        label nobody has used in training yet is not known to be rare.
+        ``freq`` is their training frequency (default :meth:`new_label_frequency`).
         """
-        self.table.add(ids, texts, external_ids, self.typical_frequency() if freq is None else freq)
+        self.table.add(ids, texts, external_ids, self.new_label_frequency() if freq is None else freq)
         vecs = encode(self.bi_encoder, texts)
         rows = [self.table.row(i) for i in ids]
         grown = np.zeros((len(self.table), self.vectors.shape[1]), dtype=np.float32)
@@ -276,8 +371,13 @@ class BiCrossRanker:
         self.index.save(folder / "index")
         np.save(folder / "label_vectors.npy", self.vectors)
         self.table.save(folder)
-        manifest: dict[str, Any] = {"fusion": asdict(self.fusion), "labels": len(self.table),
+        manifest: dict[str, Any] = {"fusion": self.fusion.save(folder), "labels": len(self.table),
                                     "dim": int(self.vectors.shape[1])}
+        if self.sparse is not None:
+            self.sparse.save(folder / "sparse")
+            manifest["sparse"] = "sparse"
+        if self.memory is not None:
+            self.memory.save(folder)
         # Without copies, the manifest points at the (immutable) bundle the encoders were loaded from.
         if copy_encoders:
             self.bi_encoder.save(str(folder / "bi_encoder"))
@@ -294,16 +394,19 @@ class BiCrossRanker:
         return manifest
 
     @classmethod
-    def load(cls, bundle: Path, manifest: dict[str, Any], device: str = "auto") -> BiCrossRanker:
+    def load(cls, bundle: Path, manifest: dict[str, Any], device: str = "auto", trainable: bool = False) -> BiCrossRanker:
+        """Load a bundle; ``trainable`` keeps the cross-encoder in PyTorch (ONNX Runtime serves only)."""
         bi_path = _resolve(bundle, manifest["bi_encoder"])
         bi = load_bi_encoder(bi_path, device)
         cross, cross_path = None, ""
         if manifest.get("cross_encoder"):
             cross_path = str(_resolve(bundle, manifest["cross_encoder"]))
-            cross = CrossScorer(cross_path, str(bi.device), manifest.get("cross_max_length", 128))
-        fusion = Fusion(**manifest.get("fusion", {}))
+            cross = load_cross_scorer(cross_path, str(bi.device), manifest.get("cross_max_length", 128),
+                                      runtime="torch" if trainable else None)
+        fusion = Fusion.load(bundle, manifest.get("fusion", {}))
+        sparse = SparseBackend.load(bundle / manifest["sparse"]) if manifest.get("sparse") else None
         ranker = cls(bi, LabelTable.load(bundle), np.load(bundle / "label_vectors.npy"), load_index(bundle / "index"),
-                     cross, fusion)
+                     cross, fusion, sparse, NeighbourMemory.load(bundle))
         ranker.bi_path, ranker.cross_path = str(bi_path), cross_path
         # Labels in the table but not in the index were taken out of predictions: keep them out of the
         # frequent and name-matched candidates too.
@@ -317,8 +420,8 @@ def _resolve(bundle: Path, path: str) -> Path:
     return p if p.is_absolute() else bundle / p
 
 
-def load_ranker(bundle: str | Path, device: str = "auto") -> LabelRanker:
-    """Load whichever ranker a bundle holds.
+def load_ranker(bundle: str | Path, device: str = "auto", trainable: bool = False) -> LabelRanker:
+    """Load whichever ranker a bundle holds (``trainable``: its cross-encoder in PyTorch, for further training).
 
     Raises:
         ModelError: a missing, incomplete or incompatible bundle.
@@ -329,7 +432,7 @@ def load_ranker(bundle: str | Path, device: str = "auto") -> LabelRanker:
     manifest = read_manifest(bundle)
     kind = manifest.get("kind")
     if kind in ("zero_shot", "bicross"):
-        return BiCrossRanker.load(bundle, manifest, device)
+        return BiCrossRanker.load(bundle, manifest, device, trainable)
     if kind == "baseline":
         return BaselineRanker.load(bundle, manifest, device)
     raise ModelError(f"The bundle {bundle} holds an unknown model kind {kind!r}.")

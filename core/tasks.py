@@ -8,7 +8,7 @@ from typing import Any
 from core.bicross import make_label_table
 from core.catalog import servable_labels
 from core.config import Settings
-from core.encoders import default_encoder_path, load_bi_encoder
+from core.encoders import default_encoder_path, default_reranker_path, load_bi_encoder
 from core.errors import XmtcError
 from core.jobs import JobContext, job_handler
 from core.ranker import BiCrossRanker
@@ -100,7 +100,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     base = None
     active = active_version(ctx.db, ctx.project_id)
     if active is not None and active.kind in ("bicross", "zero_shot") and not (cfg.train_bi and cfg.train_cross):
-        base = load_ranker(active.path, settings.device)  # supplies the parts not retrained
+        base = load_ranker(active.path, settings.device, trainable=True)  # supplies the parts not retrained
     # Parts not retrained are kept from the active version: its bi-encoder is the starting point.
     start_from = base.bi_path if (not cfg.train_bi and base is not None) else pretrained
     texts, gold = [d.text for d in train], [set(d.gold) for d in train]
@@ -110,8 +110,10 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     for n, part in enumerate(parts):
         lo = n * share
         if part == "bicross":
+            cross_init = default_reranker_path(cfg.cross_init or settings.reranker_path, pretrained,
+                                               settings.pretrained_dir)
             fit = fit_bicross(start_from, settings.device, labels, texts, gold, cfg,
-                              stage(ctx.progress, lo, lo + share * 0.85), cross_init=pretrained, base=base)
+                              stage(ctx.progress, lo, lo + share * 0.85), cross_init=cross_init, base=base)
         else:
             fit = fit_baseline(pretrained, settings.device, labels, texts, gold, cfg,
                                stage(ctx.progress, lo, lo + share * 0.85))

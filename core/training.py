@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.cross import CrossScorer
 from core.errors import ModelError
 
 if TYPE_CHECKING:
@@ -40,8 +41,16 @@ class TrainConfig:
     cross_max_length: int = 128
     cross_negatives: int = 3
     cross_top_k: int = 100
-    cross_positives_per_doc: int = 4
+    cross_positives_per_doc: int = 0  # 0: every gold label of every training document
+    cross_max_examples: int = 0  # 0: no cap (a CPU time budget sets one)
     cross_lr: float = 3e-5
+    cross_init: str = ""  # "" (the configured default), "reranker", "encoder" or a checkpoint folder
+    sparse: bool = True
+    neighbours: int = 20
+    fusion: str = "learned"  # "learned" (LightGBM on the validation slice) or "blend" (weighted, grid-tuned)
+    candidates: int = 30
+    sparse_candidates: int = 50
+    bi_leftover_pass: bool = False
     baseline_epochs: int = 8
     baseline_lr_head: float = 3e-3
     label_alts: int = 0
@@ -169,6 +178,12 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
     model.max_seq_length = cfg.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model)
     epoch_batches = [conflict_free_batches(pairs, doc_gold, cfg.batch_size, rng) for _ in range(cfg.epochs)]
+    if cfg.bi_leftover_pass:  # a second pass over the pairs no conflict-free batch took
+        for batches in epoch_batches:
+            placed = {i for b in batches for i in b}
+            left = [i for i in range(len(pairs)) if i not in placed]
+            batches += [[left[j] for j in b] for b in
+                        conflict_free_batches([pairs[i] for i in left], doc_gold, cfg.batch_size, rng)]
     steps = sum(len(b) for b in epoch_batches)
     if steps == 0:
         raise ModelError("No training batch could be formed (every document shares its labels); add documents.")
@@ -181,56 +196,11 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
             labs = [label_texts[pairs[i][1]] for i in batch]
             loop.step(loss_fn([encoder_features(model, t) for t in (docs, labs)], None), epoch, cfg.epochs)
     model.eval()
-    placed = len({i for b in epoch_batches[0] for i in b})
+    placed = len({i for b in epoch_batches[0] for i in b})  # with the leftover pass, both passes
     return {"pairs": len(pairs), "pairs_placed": placed, **loop.summary()}
 
 
 # --- the cross-encoder ---------------------------------------------------------------------------
-
-
-class CrossScorer:
-    """A cross-encoder scoring "[CLS] label [SEP] document" -> relevance in 0..1."""
-
-    def __init__(self, path: str, device: str = "cpu", max_length: int = 128) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        self.device = torch.device(device)
-        self.max_length = max_length
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # a new head is expected when starting from a bi-encoder checkpoint
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
-        except Exception as exc:
-            raise ModelError(f"Could not load a cross-encoder from {path}: {exc}"[:600]) from exc
-        finally:
-            hf_logging.set_verbosity(level)
-        self.model.to(self.device).eval()
-
-    def _encode(self, label_texts: Sequence[str], doc_texts: Sequence[str]) -> dict[str, Any]:
-        enc = self.tokenizer(list(label_texts), list(doc_texts), truncation="only_second", max_length=self.max_length,
-                             padding=True, return_tensors="pt")
-        return {k: v.to(self.device) for k, v in enc.items()}
-
-    def logits(self, label_texts: Sequence[str], doc_texts: Sequence[str]) -> Any:
-        return self.model(**self._encode(label_texts, doc_texts)).logits.squeeze(-1)
-
-    def score(self, label_texts: Sequence[str], doc_texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Relevance probabilities for aligned (label, document) pairs."""
-        import torch
-
-        out = np.zeros(len(label_texts), dtype=np.float32)
-        with torch.inference_mode():
-            for s in range(0, len(label_texts), batch_size):
-                logit = self.logits(label_texts[s:s + batch_size], doc_texts[s:s + batch_size])
-                out[s:s + batch_size] = torch.sigmoid(logit.float()).cpu().numpy()
-        return out
-
-    def save(self, folder: str) -> None:
-        self.model.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
 
 
 def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[int]], cfg: TrainConfig,
@@ -246,7 +216,8 @@ def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[i
             continue
         positives = sorted(gold)
         rng.shuffle(positives)
-        positives = positives[: cfg.cross_positives_per_doc]
+        if cfg.cross_positives_per_doc:
+            positives = positives[: cfg.cross_positives_per_doc]
         pool = [c for c in candidates[d][: cfg.cross_top_k] if c not in gold and c >= 0]
         known = [c for c in (hard_negatives[d] if hard_negatives else ()) if c not in gold]
         need = cfg.cross_negatives * len(positives)
@@ -255,6 +226,8 @@ def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[i
         negatives += rng.sample(rest, min(len(rest), need - len(negatives)))
         out += [(d, p, 1.0) for p in positives] + [(d, n, 0.0) for n in negatives]
     rng.shuffle(out)
+    if cfg.cross_max_examples and len(out) > cfg.cross_max_examples:
+        out = out[: cfg.cross_max_examples]
     return out
 
 

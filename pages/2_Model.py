@@ -7,7 +7,7 @@ import streamlit as st
 from core import versions
 from core.catalog import label_places
 from core.gpl import GplConfig
-from core.model_views import version_table
+from core.model_views import explain_rows, version_table
 from core.new_labels import ADAPT_ENCODER, BUILD_POOLS, GENERATORS
 from core.ranker import LabelRanker, load_ranker
 from core.tasks import BUILD_LABEL_INDEX, TRAIN_MODEL
@@ -107,7 +107,17 @@ else:
             places = label_places(db, project_id, [p.label_id for p in preds])
             st.caption(f"Top-10 labels from {active.name}")
             st.dataframe(
-                [{"label": places[p.label_id][0], "score": round(p.score, 4), "bi-encoder": round(p.bi_score, 4),
+                [{"label": places[p.label_id][0], "score": round(p.score, 4), "first stage": round(p.bi_score, 4),
                   "cross-encoder": None if p.cross_score is None else round(p.cross_score, 4),
                   "place in the taxonomy": " | ".join(places[p.label_id][1]) or "(top level)"} for p in preds],
                 hide_index=True, width="stretch")
+            if hasattr(ranker, "explain"):
+                explained = run_action(lambda: explain_rows(ranker, text, places))
+                if explained:
+                    st.caption("Each source's signal for these labels: cosine of the bi-encoder, the label prior, "
+                               "the name found in the text, the sparse backend (TF-IDF + Omikuji), the similar "
+                               "training documents, and the cross-encoder's logit.")
+                    st.dataframe(explained[0], hide_index=True, width="stretch", key="try_signals")
+                    st.caption("What each source added to the score (the learned fusion's SHAP values; the blend's "
+                               "weighted terms for a model without a learned fusion).")
+                    st.dataframe(explained[1], hide_index=True, width="stretch", key="try_contributions")

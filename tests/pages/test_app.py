@@ -239,3 +239,34 @@ def test_a_job_whose_worker_died_is_shown_failed_on_the_next_page_view(seeded):
     at = signed_in("app.py", seeded["admin"])
     assert get_job(db, job_id).status == "failed"
     assert "stopped responding" in texts(at)
+
+
+def test_model_page_shows_each_sources_signal_and_contribution_for_a_try_document(seeded, data_dir, encoder_path):
+    from core.bicross import make_label_table
+    from core.catalog import documents, servable_labels
+    from core.encoders import load_bi_encoder
+    from core.ranker import BiCrossRanker
+    from core.sparse import SparseBackend, SparseConfig
+    from core.versions import register_version, write_bundle
+
+    db, pid = seeded["db"], seeded["project"]
+    train = [d for d in documents(db, pid) if d.split == "train"]
+    gold = [set(d.gold) for d in train]
+    ranker = BiCrossRanker.build(load_bi_encoder(encoder_path, "cpu", 64), make_label_table(servable_labels(db, pid), gold))
+    ranker.sparse = SparseBackend.fit([d.text for d in train], gold, SparseConfig(cluster_k=2, n_trees=1, min_df=1))
+    ranker.fusion.sparse_candidates, ranker.fusion.blend.sparse_weight = 5, 0.5
+    bundle = write_bundle(data_dir / "models", pid, "bicross", ranker.save)
+    register_version(db, pid, "bicross", bundle, {}, {}, None, activate=True)
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    at.text_area(key="try_text").set_value("Breast tumours grew slowly after myocardial infarction.")
+    at.button(key="try_rank").click().run()
+    assert not at.exception
+    signals = at.dataframe(key="try_signals").value
+    contributions = at.dataframe(key="try_contributions").value
+    assert {"bi-encoder", "label prior", "name in text", "sparse backend"} <= set(signals.columns)
+    assert list(signals["label"]) == list(contributions["label"])
+    named = signals.set_index("label")
+    assert named.loc["Breast Neoplasms", "sparse backend"] > 0  # learned from the training document about tumours
+    assert named.loc["Myocardial Infarction", "name in text"] == 1.0
+    parts = contributions.set_index("label").loc["Breast Neoplasms"]
+    assert parts["sparse backend"] == pytest.approx(0.5 * named.loc["Breast Neoplasms", "sparse backend"], abs=1e-3)

@@ -1,0 +1,174 @@
+"""The hybrid ranking model's parts: the sparse backend, the neighbour memory, candidate features and the fusion."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from core.bicross import Validation, fit_first_stage, make_label_table, top_k_agreement
+from core.encoders import load_bi_encoder
+from core.errors import ModelError
+from core.fusion import FEATURES, Blend, Candidates, Fusion, LearnedRanker
+from core.ranker import BiCrossRanker, NeighbourMemory, Prediction, load_ranker
+from core.sparse import SparseBackend, SparseConfig
+from core.taxonomy import LabelRow
+from core.versions import write_bundle
+
+# Label 7 ("Humans") has no useful name: only the word "patients" predicts it, as MeSH's check tags.
+WORDS = {1: "infarction angioplasty troponin", 2: "mammography tumour screening", 3: "insulin glucose glycaemic",
+         7: "patients"}
+
+
+def corpus(n: int, seed: int = 0) -> tuple[list[str], list[set[int]]]:
+    rng = random.Random(seed)
+    texts, gold = [], []
+    for _ in range(n):
+        labels = set(rng.sample([1, 2, 3], rng.choice([1, 2])))
+        if rng.random() < 0.5:
+            labels.add(7)
+        words = [w for lab in sorted(labels) for w in WORDS[lab].split()] + ["study", "results", "cohort"]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        gold.append(labels)
+    return texts, gold
+
+
+def test_the_sparse_backend_learns_which_words_predict_a_label_whatever_its_name():
+    texts, gold = corpus(80)
+    backend = SparseBackend.fit(texts, gold, SparseConfig(cluster_k=2, n_trees=1))
+    [humans, no_humans] = backend.predict(["patients given insulin and glucose", "insulin and glucose"], k=4)
+    assert max(humans, key=humans.get) in (3, 7) and humans[7] > 0.5
+    assert no_humans.get(7, 0.0) < humans[7]
+    assert backend.knows() == {1, 2, 3, 7}
+    # Only labels it was trained on ever come back.
+    assert set(humans) <= {1, 2, 3, 7}
+
+
+def test_the_sparse_backend_round_trips_through_a_folder(tmp_path):
+    texts, gold = corpus(40)
+    backend = SparseBackend.fit(texts, gold, SparseConfig(cluster_k=2, n_trees=1))
+    backend.save(tmp_path / "sparse")
+    again = SparseBackend.load(tmp_path / "sparse")
+    probe = ["troponin after angioplasty in patients"]
+    [a], [b] = again.predict(probe, 3), backend.predict(probe, 3)
+    assert a == pytest.approx(b) and a
+
+
+def test_the_sparse_backend_refuses_documents_without_labels():
+    with pytest.raises(ModelError, match="at least one document with a gold label"):
+        SparseBackend.fit(["a", "b"], [set(), set()])
+
+
+def test_neighbour_scores_are_the_similarity_weighted_share_of_neighbours_carrying_a_label():
+    memory = NeighbourMemory(np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32), [[1, 2], [2], [3]])
+    [scores] = memory.scores(np.array([[1.0, 0.0]], dtype=np.float32), k=2)
+    # Neighbours: doc 0 (sim 1.0) and doc 1 (sim 0.6); label 2 is on both, label 1 on the first only.
+    assert scores == pytest.approx({1: 1.0 / 1.6, 2: 1.0})
+    assert 3 not in scores
+
+
+def test_the_learned_ranker_learns_from_features_and_never_lowers_a_candidate_for_a_higher_cosine():
+    rng = np.random.default_rng(0)
+    groups, targets = [], []
+    for _ in range(60):
+        x = rng.random((20, len(FEATURES))).astype(np.float32)
+        y = (x[:, FEATURES.index("sparse")] + 0.3 * x[:, FEATURES.index("cosine")] > 0.9).astype(np.float32)
+        groups.append(x)
+        targets.append(y)
+    model = LearnedRanker.fit(groups, targets, FEATURES, rounds=60)
+    probe = rng.random((200, len(FEATURES))).astype(np.float32)
+    high = probe.copy()
+    high[:, FEATURES.index("cosine")] += 0.5
+    assert (model.score(high) >= model.score(probe) - 1e-6).all()  # monotone in the cosine
+    low_sparse, high_sparse = probe.copy(), probe.copy()
+    low_sparse[:, FEATURES.index("sparse")] = 0.0
+    high_sparse[:, FEATURES.index("sparse")] = 1.0
+    assert model.score(high_sparse).mean() > model.score(low_sparse).mean()
+    contrib = model.contributions(probe[:3])
+    assert contrib.shape == (3, len(FEATURES) + 1)
+    assert contrib.sum(axis=1) == pytest.approx(model.score(probe[:3]), abs=1e-4)  # SHAP values add up to the score
+
+
+def test_the_blend_combines_the_first_stage_and_the_cross_encoder_as_documented():
+    c = Candidates(np.array([5, 6]), np.zeros((2, len(FEATURES)), dtype=np.float32))
+    c.features[:, FEATURES.index("cosine")] = [0.5, 0.2]
+    c.features[:, FEATURES.index("prior")] = [0.0, 1.0]
+    c.features[:, FEATURES.index("sparse")] = [0.0, 0.5]
+    blend = Blend(prior_weight=0.4, lexical_weight=0.0, sparse_weight=0.2, bi_weight=0.25)
+    first = blend.first_stage(c)
+    assert first == pytest.approx([0.6 * 0.5, 0.6 * 0.2 + 0.4 + 0.2 * 0.5])
+    assert Fusion(blend).final(c, first, np.array([0.0, 0.0])) == pytest.approx(0.75 * 0.5 + 0.25 * first)
+
+
+LABELS = [LabelRow(1, "mi", "Myocardial Infarction"), LabelRow(2, "bc", "Breast Neoplasms"),
+          LabelRow(3, "dm", "Diabetes Mellitus"), LabelRow(7, "hu", "Humans"), LabelRow(9, "as", "Asthma")]
+
+
+@pytest.fixture(scope="module")
+def hybrid(encoder_path):
+    texts, gold = corpus(70, seed=1)
+    ranker = BiCrossRanker.build(load_bi_encoder(encoder_path, "cpu", 64), make_label_table(LABELS, gold[:60]),
+                                 fusion=Fusion(sparse_candidates=5, neighbours=5, candidates=4))
+    ranker.sparse = SparseBackend.fit(texts[:60], gold[:60], SparseConfig(cluster_k=2, n_trees=1))
+    ranker.memory = NeighbourMemory(ranker.embed_documents(texts[:60]), [sorted(g) for g in gold[:60]])
+    return ranker, texts, gold
+
+
+def test_every_source_adds_its_candidates_with_their_features(hybrid):
+    ranker, _, _ = hybrid
+    [c] = ranker.candidate_sets(["Asthma patients on insulin"])
+    assert {3, 7, 9} <= set(c.ids.tolist())
+    row = {int(i): r for r, i in enumerate(c.ids)}
+    assert c.column("lexical")[row[9]] == 1.0 and c.column("lexical")[row[7]] == 0.0  # "Asthma" is named
+    assert c.column("sparse")[row[7]] > 0.5  # "patients" -> Humans, learned by the sparse backend
+    assert c.column("seen")[row[9]] == 0.0 and c.column("seen")[row[7]] == 1.0  # asthma has no training document
+    assert c.column("cosine_gap").max() == pytest.approx(0.0)
+
+
+def test_a_label_the_sparse_backend_never_saw_is_still_served_by_the_dense_and_name_sources(hybrid):
+    ranker, _, _ = hybrid
+    ranker.add_labels([11], ["Bronchiolitis"], ["br"])
+    try:
+        [c] = ranker.candidate_sets(["Bronchiolitis in infants"])
+        assert 11 in c.ids.tolist() and 11 not in ranker.sparse.knows()
+        assert ranker.rank(["Bronchiolitis in infants"], k=2)[0][0].label_id == 11
+    finally:
+        ranker.remove_labels([11])
+
+
+def test_the_learned_first_stage_beats_cosine_alone_on_held_out_documents_and_survives_a_bundle(hybrid, tmp_path):
+    ranker, texts, gold = hybrid
+    stats = fit_first_stage(ranker, Validation(texts[:60], gold[:60]), "learned")
+    assert stats["fusion"] == "learned" and ranker.fusion.learned
+    from core.metrics import evaluate
+
+    held = texts[60:], gold[60:]
+    learned = [[p.label_id for p in r] for r in ranker.rank(held[0], k=3)]
+    cosine = [[int(i) for i in c.ids[np.argsort(-c.column("cosine"))]] for c in ranker.candidate_sets(held[0])]
+    assert evaluate(learned, held[1], ("R@3",))["R@3"] > evaluate(cosine, held[1], ("R@3",))["R@3"]
+    bundle = write_bundle(tmp_path, 1, "bicross", ranker.save)
+    loaded = load_ranker(bundle, "cpu")
+    assert [[p.label_id for p in r] for r in loaded.rank(held[0], k=3)] == learned
+    explained = loaded.explain(held[0][0], k=3)
+    assert [e["label_id"] for e in explained] == learned[0]
+    assert set(explained[0]["contributions"]) == {*FEATURES, "bias"}
+    assert sum(explained[0]["contributions"].values()) == pytest.approx(explained[0]["score"], abs=1e-4)
+
+
+def test_too_few_validation_documents_fall_back_to_the_tuned_blend(hybrid):
+    ranker, texts, gold = hybrid
+    first = ranker.fusion.first
+    try:
+        stats = fit_first_stage(ranker, Validation(texts[:10], gold[:10]), "learned")
+        assert stats["fusion"] == "blend" and not ranker.fusion.learned
+        assert 0.0 <= stats["prior_weight"] <= 0.5
+    finally:
+        ranker.fusion.first = first
+
+
+def test_top_k_agreement_counts_shared_labels():
+    a = [[Prediction(i, 1.0, 1.0) for i in (1, 2, 3)]]
+    b = [[Prediction(i, 1.0, 1.0) for i in (3, 2, 9)]]
+    assert top_k_agreement(a, b, k=3) == pytest.approx(2 / 3)
