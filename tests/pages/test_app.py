@@ -261,8 +261,9 @@ def test_model_page_shows_each_sources_signal_and_contribution_for_a_try_documen
     at.text_area(key="try_text").set_value("Breast tumours grew slowly after myocardial infarction.")
     at.button(key="try_rank").click().run()
     assert not at.exception
-    signals = at.dataframe(key="try_signals").value
-    contributions = at.dataframe(key="try_contributions").value
+    # The versions, the top-10, then each source's signal and each source's contribution.
+    assert len(at.dataframe) == 4
+    signals, contributions = at.dataframe[2].value, at.dataframe[3].value
     assert {"bi-encoder", "label prior", "name in text", "sparse backend"} <= set(signals.columns)
     assert list(signals["label"]) == list(contributions["label"])
     named = signals.set_index("label")
