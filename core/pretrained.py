@@ -144,7 +144,7 @@ def convert(name: str, target: Path) -> Path:
             model = BertForSequenceClassification(bert_config(weights, "bert.", 1))
         else:
             model = BertModel(bert_config(weights, "", None), add_pooling_layer=False)
-        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+        state = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in weights.items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
