@@ -40,6 +40,7 @@ def test_the_converted_reranker_gives_the_shipped_onnx_graphs_logits_up_to_int8_
     assert model.config.num_hidden_layers == 12
 
 
+@pytest.mark.slow  # a 12-layer conversion: seconds of the default suite's budget
 def test_the_converted_bge_small_embeds_as_the_shipped_onnx_graph(cache):
     from sentence_transformers import SentenceTransformer
 
