@@ -148,17 +148,13 @@ def ablation(ranker: BiCrossRanker, texts: list[str], gold: list[set[int]], unse
     if ranker.cross is not None:
         n = fusion.candidates
         full = bi_min + minutes["sparse"] + minutes["first"] + minutes["cross"] + minutes["second"]
-        heads, head_first = [], []
-        for c, f in zip(sets, learned_first, strict=True):
-            top = np.argsort(-f, kind="stable")[:n]
-            heads.append(type(c)(c.ids[top], c.features[top]))
-            head_first.append(f[top])
+        heads, head_first = zip(*(c.top(f, n) for c, f in zip(sets, learned_first, strict=True)), strict=True)
         logits = CrossCache(ranker, texts).logits(heads)
         rows["_logits"] = logits  # kept for the runtime comparison, not written
         rows["_heads"] = heads
         row("cross_alone", [order(h.ids, lg) for h, lg in zip(heads, logits, strict=True)], full)
         # The blend of the fallback, on the same shortlist: (1 - b) * cross + b * blended first stage.
-        blend_finals = [fusion.blend.final(fusion.blend.first_stage(h), 1 / (1 + np.exp(-lg)))
+        blend_finals = [fusion.blend.final(fusion.blend.first_stage(h), lg)
                         for h, lg in zip(heads, logits, strict=True)]
         row("cross_blend", [order(h.ids, sc) for h, sc in zip(heads, blend_finals, strict=True)], full)
         finals = [fusion.final(h, f, lg) for h, f, lg in zip(heads, head_first, logits, strict=True)]

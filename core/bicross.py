@@ -163,17 +163,13 @@ def fit_second_stage(ranker: BiCrossRanker, val: Validation, seed: int = 0) -> d
     if not val.sets:
         fit_first_stage(ranker, val, "learned" if ranker.fusion.learned else "blend", seed)
     n = ranker.fusion.candidates
-    heads, firsts = [], []
-    for c, f in zip(val.sets, val.first, strict=True):
-        top = np.argsort(-f, kind="stable")[:n]
-        heads.append(Candidates(c.ids[top], c.features[top]))
-        firsts.append(f[top])
+    heads, firsts = zip(*(c.top(f, n) for c, f in zip(val.sets, val.first, strict=True)), strict=True)
     logits = ranker.cross_logits(val.texts, heads)
     blend, best = ranker.fusion.blend, (-1.0, 0.0)
     blend_firsts = [blend.first_stage(h) for h in heads]
     for w in BI_WEIGHT_GRID:
         blend.bi_weight = w
-        scores = [blend.final(f, 1.0 / (1.0 + np.exp(-lg))) for f, lg in zip(blend_firsts, logits, strict=True)]
+        scores = [blend.final(f, lg) for f, lg in zip(blend_firsts, logits, strict=True)]
         m = evaluate(_rankings(heads, scores), val.gold, (TUNE_METRIC,))[TUNE_METRIC]
         if m > best[0] + 1e-9:
             best = (m, w)

@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
+from core.fusion import sigmoid
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"
 ONNX_FP32 = "model.onnx"
 ONNX_INT8 = "model_int8.onnx"
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
 
 
 class CrossScorer:
@@ -76,7 +73,7 @@ class CrossScorer:
 
     def score(self, label_texts: Sequence[str], doc_texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Relevance probabilities for aligned (label, document) pairs."""
-        return _sigmoid(self.logits_np(label_texts, doc_texts, batch_size))
+        return sigmoid(self.logits_np(label_texts, doc_texts, batch_size))
 
     def save(self, folder: str) -> None:
         """The checkpoint, and its ONNX export for CPUs (fp32 and int8) with the recommended runtime."""
@@ -140,7 +137,7 @@ class OnnxCrossScorer:
         return out
 
     def score(self, label_texts: Sequence[str], doc_texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return _sigmoid(self.logits_np(label_texts, doc_texts, batch_size))
+        return sigmoid(self.logits_np(label_texts, doc_texts, batch_size))
 
     def save(self, folder: str) -> None:
         """A copy of the checkpoint folder it serves from (PyTorch weights and ONNX files alike)."""

@@ -21,6 +21,11 @@ import numpy as np
 # learned ranker can treat a label it knows nothing about by its text alone instead of burying it.
 FEATURES = ("cosine", "cosine_gap", "prior", "seen", "lexical", "sparse", "neighbours")
 CROSS_FEATURES = (*FEATURES, "first_stage", "cross")
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logits -> probabilities in 0..1 (the cross-encoder's relevance)."""
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
+
+
 # +1: the score may only rise with the feature (relevance signals); 0: free.
 MONOTONE = {"cosine": 1, "cosine_gap": 1, "prior": 0, "seen": 0, "lexical": 1, "sparse": 1, "neighbours": 1,
             "first_stage": 1, "cross": 1}
@@ -36,9 +41,10 @@ class Candidates:
     def column(self, name: str) -> np.ndarray:
         return self.features[:, FEATURES.index(name)]
 
-    def top(self, scores: np.ndarray, n: int) -> Candidates:
+    def top(self, scores: np.ndarray, n: int | None = None) -> tuple[Candidates, np.ndarray]:
+        """The ``n`` best candidates by ``scores`` (all, sorted, without ``n``) and their scores, best first."""
         order = np.argsort(-scores, kind="stable")[:n]
-        return Candidates(self.ids[order], self.features[order])
+        return Candidates(self.ids[order], self.features[order]), scores[order]
 
 
 @dataclass
@@ -46,7 +52,7 @@ class Blend:
     """The weighted blend (fallback without a validation slice; tuned by grid search when there is one).
 
     first stage = (1 - prior) * cosine + prior * prior_feature + lexical * [named] + sparse * sparse_score
-    final       = (1 - bi) * cross + bi * first stage           (first stage alone without a cross-encoder)
+    final       = (1 - bi) * sigmoid(cross logit) + bi * first stage   (first stage alone without a cross-encoder)
     """
 
     prior_weight: float = 0.0
@@ -58,8 +64,8 @@ class Blend:
         return ((1 - self.prior_weight) * c.column("cosine") + self.prior_weight * c.column("prior")
                 + self.lexical_weight * c.column("lexical") + self.sparse_weight * c.column("sparse"))
 
-    def final(self, first: np.ndarray, cross: np.ndarray) -> np.ndarray:
-        return (1 - self.bi_weight) * cross + self.bi_weight * first
+    def final(self, first: np.ndarray, cross_logits: np.ndarray) -> np.ndarray:
+        return (1 - self.bi_weight) * sigmoid(cross_logits) + self.bi_weight * first
 
 
 @dataclass
@@ -136,7 +142,7 @@ class Fusion:
         """Final scores of the shortlist from its features, first-stage scores and cross-encoder logits."""
         if self.second is not None:
             return self.second.score(np.column_stack([c.features, first, cross]))
-        return self.blend.final(first, 1.0 / (1.0 + np.exp(-np.clip(cross, -30, 30))))
+        return self.blend.final(first, cross)
 
     def contributions(self, c: Candidates, first: np.ndarray, cross: np.ndarray | None) -> list[dict[str, float]]:
         """What each source added to each candidate's final score."""
@@ -155,7 +161,7 @@ class Fusion:
                    "lexical": keep * b.lexical_weight * float(c.column("lexical")[r]),
                    "sparse": keep * b.sparse_weight * float(c.column("sparse")[r])}
             if cross is not None:
-                row["cross"] = (1 - b.bi_weight) * float(1.0 / (1.0 + np.exp(-cross[r])))
+                row["cross"] = (1 - b.bi_weight) * float(sigmoid(cross[r]))
             rows.append(row)
         return rows
 

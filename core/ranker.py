@@ -13,7 +13,7 @@ import numpy as np
 from core.cross import load_cross_scorer
 from core.encoders import encode, load_bi_encoder
 from core.errors import ModelError
-from core.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion
+from core.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, sigmoid
 from core.index import HnswIndex, load_index
 from core.lexical import LexicalMatcher
 from core.sparse import SparseBackend
@@ -142,10 +142,6 @@ class NeighbourMemory:
         return cls(np.load(folder / "memory_vectors.npy"), json.loads((folder / "memory_labels.json").read_text()))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
-
-
 class BiCrossRanker:
     """Candidates from every source (HNSW, prior, names, sparse backend, neighbours), ranked by the fusion's
     first stage; its top ``candidates`` re-ranked with the cross-encoder."""
@@ -231,26 +227,18 @@ class BiCrossRanker:
                    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` labels per text by the fusion's first stage (ids padded with -1, and their scores)."""
         n = n or self.fusion.candidates
-        sets = self.candidate_sets(texts, doc_vectors)
         out_ids = np.full((len(texts), n), -1, dtype=np.int64)
         out_scores = np.full((len(texts), n), -np.inf, dtype=np.float32)
-        for r, c in enumerate(sets):
-            first = self.fusion.first_stage(c)
-            order = np.argsort(-first, kind="stable")[:n]
-            out_ids[r, : len(order)] = c.ids[order]
-            out_scores[r, : len(order)] = first[order]
+        for r, (c, first) in enumerate(self.shortlist(texts, doc_vectors, n)):
+            out_ids[r, : len(c.ids)] = c.ids
+            out_scores[r, : len(first)] = first
         return out_ids, out_scores
 
     def shortlist(self, texts: list[str], doc_vectors: np.ndarray | None = None,
                   n: int | None = None) -> list[tuple[Candidates, np.ndarray]]:
         """Each text's top-``n`` candidates by the first stage, with their first-stage scores."""
         n = n or self.fusion.candidates
-        out = []
-        for c in self.candidate_sets(texts, doc_vectors):
-            first = self.fusion.first_stage(c)
-            order = np.argsort(-first, kind="stable")[:n]
-            out.append((Candidates(c.ids[order], c.features[order]), first[order]))
-        return out
+        return [c.top(self.fusion.first_stage(c), n) for c in self.candidate_sets(texts, doc_vectors)]
 
     def cross_logits(self, texts: list[str], shortlists: list[Candidates]) -> list[np.ndarray]:
         """The cross-encoder's logits for each text's shortlisted labels."""
@@ -276,7 +264,7 @@ class BiCrossRanker:
         else:
             final = self.fusion.final(shortlist, first, cross)
             preds = [Prediction(int(i), float(s), float(f), float(p)) for i, s, f, p in
-                     zip(shortlist.ids, final, first, _sigmoid(cross), strict=True)]
+                     zip(shortlist.ids, final, first, sigmoid(cross), strict=True)]
         order = np.argsort(-np.asarray(final), kind="stable")
         return [preds[i] for i in order]
 
@@ -286,21 +274,14 @@ class BiCrossRanker:
         started = time.perf_counter()
         lists = self.shortlist(texts, n=max(k, self.fusion.candidates))
         self.timings["bi"] += time.perf_counter() - started
-        use_cross = rerank and self.cross is not None
-        if use_cross:  # only the first stage's top candidates are worth the cross-encoder
-            heads = [Candidates(c.ids[: self.fusion.candidates], c.features[: self.fusion.candidates])
-                     for c, _ in lists]
-            logits = self.cross_logits(texts, heads)
-        out = []
-        for r, (c, first) in enumerate(lists):
-            if use_cross:
-                n = self.fusion.candidates
-                head = self.order(Candidates(c.ids[:n], c.features[:n]), first[:n], logits[r])
-                tail = self.order(Candidates(c.ids[n:], c.features[n:]), first[n:], None)
-                out.append((head + tail)[:k])
-            else:
-                out.append(self.order(c, first, None)[:k])
-        return out
+        if not rerank or self.cross is None:
+            return [self.order(c, first, None)[:k] for c, first in lists]
+        # Only the first stage's top candidates are worth the cross-encoder; the rest keep their order below them.
+        n = self.fusion.candidates
+        heads = [Candidates(c.ids[:n], c.features[:n]) for c, _ in lists]
+        logits = self.cross_logits(texts, heads)
+        return [(self.order(head, first[:n], lg) + self.order(Candidates(c.ids[n:], c.features[n:]), first[n:], None))[:k]
+                for head, lg, (c, first) in zip(heads, logits, lists, strict=True)]
 
     def explain(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """The top-``k`` labels for one text with every feature, and each source's contribution to the score
