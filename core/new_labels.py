@@ -248,10 +248,9 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     ranker = load_ranker(version.path, settings.device, trainable=True)
     if not isinstance(ranker, BiCrossRanker):
         raise XmtcError("Active learning needs a bi-encoder model (BiCross or zero-shot), not the classifier baseline.")
-    # In the background the whole pool is re-ranked each time (the paper's method; no window needed).
+    # ALConfig's defaults are what bench.active_learning measures; a campaign may override them.
     overrides = {k: v for k, v in cfg.al.items() if k in ALConfig.__dataclass_fields__}
-    al_cfg = ALConfig(**{"rerank_window": 0, **overrides, "questions_per_iteration": cfg.questions_per_fill,
-                         "strategy": strategy})
+    al_cfg = ALConfig(**{**overrides, "questions_per_iteration": cfg.questions_per_fill, "strategy": strategy})
     cycle = ActiveLearningCycle(ranker, texts, replay, new_labels, pools, al_cfg, resume=True)
     answers, trained = _campaign_answers(ctx.db, campaign_id)
     cycle.answers, cycle.trained = answers, trained & set(answers)

@@ -35,8 +35,13 @@ class EmbeddingCache:
 
 
 def default_pool_size(corpus_size: int) -> int:
-    """The paper's 1000 documents per label, scaled down on a small corpus (a quarter of it, at least 50)."""
-    return max(1, min(1000, max(50, corpus_size // 4), corpus_size))
+    """The paper's 1000 documents per label, or the whole corpus when it is smaller.
+
+    A pool is only where a label's questions may come from: each iteration re-ranks it with the label's
+    current vector, so a pool larger than the positives costs nothing but embedding time, and a small one
+    loses the positives the adapted encoder ranked low (recall@400 .79 vs .98 at 1000 on PubMed's TRAIN).
+    """
+    return max(1, min(1000, corpus_size))
 
 
 def scored_pools(doc_ids: Sequence[int], doc_vectors: np.ndarray, label_vectors: Mapping[int, np.ndarray],

@@ -131,6 +131,29 @@ class NeighbourMemory:
             out.append(dict(sorted(votes.items(), key=lambda kv: -kv[1])[:limit]))
         return out
 
+    def relabel(self, label_ids: set[int], vectors: np.ndarray, labels: list[set[int]], same: float = 0.9999) -> None:
+        """Make ``label_ids`` carried by exactly the given documents (a campaign's confirmed answers).
+
+        ``label_ids`` are taken off every row, then each document's ``labels`` are added to its row (the row
+        whose vector it repeats, cosine >= ``same``) or, for a document the memory does not hold, a new row.
+        Idempotent: the same answers give the same memory.
+        """
+        self.labels = [[lab for lab in row if lab not in label_ids] for row in self.labels]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
+        if not len(vectors):
+            return
+        sims = vectors @ self.vectors.T if len(self.labels) else np.zeros((len(vectors), 0), dtype=np.float32)
+        added = []
+        for r, labs in enumerate(labels):
+            row = int(np.argmax(sims[r])) if sims.shape[1] else -1
+            if row >= 0 and sims[r, row] >= same:
+                self.labels[row] = sorted(set(self.labels[row]) | set(labs))
+            else:
+                added.append(r)
+                self.labels.append(sorted(labs))
+        if added:
+            self.vectors = np.vstack([self.vectors, vectors[added]])
+
     def save(self, folder: Path) -> None:
         np.save(folder / "memory_vectors.npy", self.vectors)
         (folder / "memory_labels.json").write_text(json.dumps(self.labels))
@@ -268,11 +291,13 @@ class BiCrossRanker:
         order = np.argsort(-np.asarray(final), kind="stable")
         return [preds[i] for i in order]
 
-    def rank(self, texts: list[str], k: int = 10, rerank: bool = True) -> list[list[Prediction]]:
-        """Top-``k`` labels per text: the first stage's shortlist, re-ranked with the cross-encoder when present."""
+    def rank(self, texts: list[str], k: int = 10, rerank: bool = True,
+             doc_vectors: np.ndarray | None = None) -> list[list[Prediction]]:
+        """Top-``k`` labels per text: the first stage's shortlist, re-ranked with the cross-encoder when present
+        (``doc_vectors``: the texts' bi-encoder vectors, when already computed)."""
         check_texts(texts)
         started = time.perf_counter()
-        lists = self.shortlist(texts, n=max(k, self.fusion.candidates))
+        lists = self.shortlist(texts, doc_vectors, n=max(k, self.fusion.candidates))
         self.timings["bi"] += time.perf_counter() - started
         if not rerank or self.cross is None:
             return [self.order(c, first, None)[:k] for c, first in lists]
@@ -332,6 +357,14 @@ class BiCrossRanker:
         for lid, f in freq.items():
             self.table.freq[self.table.row(lid)] = np.float32(f)
         self._refresh_frequent()
+
+    def set_label_vectors(self, ids: list[int], vectors: np.ndarray) -> None:
+        """Replace labels' vectors (e.g. a new label's prototype from its confirmed documents) in place."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self.vectors[[self.table.row(i) for i in ids]] = vectors
+        live = [r for r, i in enumerate(ids) if int(i) not in self._removed]
+        if live:
+            self.index.add(np.array([ids[r] for r in live], dtype=np.int64), vectors[live])
 
     def reindex(self, progress: Any = None) -> None:
         """Re-embed every label with the current bi-encoder and rebuild the index (after training)."""

@@ -122,9 +122,10 @@ def progress_view(c) -> None:
     curve = campaign_curve(db, c.id)
     measured = [r for r in curve if any(k.endswith("R@10") for k in r)]
     if measured:
-        st.markdown("**Recall@10 of the campaign's labels, per iteration** (measured before each iteration learns; "
-                    "answered: documents SMEs just said yes to; held-out: test documents carrying the labels)")
-        st.line_chart({k: [r.get(k) for r in measured] for k in ("answered_R@10", "heldout_R@10")
+        st.markdown("**Recall@10 per iteration** (measured before each iteration learns; new labels on the documents "
+                    "SMEs just said yes to and on held-out test documents; old labels on held-out test documents: "
+                    "does the model forget?)")
+        st.line_chart({k: [r.get(k) for r in measured] for k in ("answered_R@10", "heldout_R@10", "old_R@10")
                        if any(k in r for r in measured)})
 
 

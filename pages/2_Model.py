@@ -84,7 +84,7 @@ if user.is_admin:
                                                              "config": {"epochs": int(gpl_epochs)}})
     with st.form("pool_form"):
         new = label_picker(db, project_id, "New labels to build pools for")
-        size = st.number_input("Documents per pool (0: a quarter of the corpus, at most 1,000)", 0, 100_000, 0)
+        size = st.number_input("Documents per pool (0: 1,000, or the whole corpus when smaller)", 0, 100_000, 0)
         if st.form_submit_button("Build the pools"):
             if not new:
                 st.error("Choose at least one label.")

@@ -48,7 +48,8 @@ def test_new_labels_are_served_before_any_training(ranker):
 
 def test_two_iterations_change_the_model_record_metrics_and_never_repeat_a_question(ranker):
     al = cycle(ranker)
-    before = ranker.embed_documents([TEXTS[10]])
+    before_doc = ranker.embed_documents([TEXTS[10]])
+    before_label = ranker.vectors[ranker.table.row(100)].copy()
     calls = []
 
     def evaluate(r, iteration):
@@ -59,9 +60,80 @@ def test_two_iterations_change_the_model_record_metrics_and_never_repeat_a_quest
     assert [h.number for h in history] == [0, 1, 2]
     assert [h.metrics["score"] for h in history] == [1.0, 2.0, 3.0] and calls == [0, 1, 2]
     assert sum(h.asked for h in history) == 6 == len(al.answers)  # 6 distinct questions
-    assert not np.allclose(before, ranker.embed_documents([TEXTS[10]]), atol=1e-5)
     assert al.answers_per_label() == {100: 6}
-    assert history[1].train["bi"]["steps"] >= 1
+    # By default the answers move the new label, not the shared encoder (old labels keep their vectors).
+    assert not np.allclose(before_label, ranker.vectors[ranker.table.row(100)], atol=1e-4)
+    assert np.allclose(before_doc, ranker.embed_documents([TEXTS[10]]), atol=1e-5)
+    assert "bi" not in history[1].train and history[1].train["cross"]["steps"] >= 1
+
+
+def test_the_encoder_learns_the_answers_when_configured(ranker):
+    al = cycle(ranker, learn_encoder=True)
+    before = ranker.embed_documents([TEXTS[10]])
+    al.record([(10, 100), (13, 100), (11, 100)], ["yes", "yes", "no"])
+    stats = al.train()
+    assert stats["bi"]["steps"] >= 1
+    assert not np.allclose(before, ranker.embed_documents([TEXTS[10]]), atol=1e-5)
+
+
+def test_a_prototype_is_the_name_moved_towards_yes_and_away_from_no(ranker):
+    al = cycle(ranker, proto_name=1.0, proto_yes=0.75, proto_no=0.15)
+    name = ranker.embed_documents([NEW[100]])[0]
+    assert np.allclose(ranker.vectors[ranker.table.row(100)], name, atol=1e-5)  # no answer: the name itself
+    al.record([(10, 100), (13, 100), (11, 100), (12, 100)], ["yes", "yes", "no", "unsure"])
+    al.update_prototypes()
+    yes, no = ranker.embed_documents([TEXTS[10], TEXTS[13]]), ranker.embed_documents([TEXTS[11]])
+    expected = name + 0.75 * yes.mean(axis=0) - 0.15 * no.mean(axis=0)
+    got = ranker.vectors[ranker.table.row(100)]
+    assert np.allclose(got, expected / np.linalg.norm(expected), atol=1e-5)
+    # The index serves the prototype: a confirmed document now finds the label nearer than its name did.
+    assert float(yes[0] @ got) > float(yes[0] @ name)
+    assert 100 in ranker.index.search(yes[:1], 3)[0][0]
+
+
+def test_rebuilding_from_the_same_answers_gives_the_same_model(ranker):
+    al = cycle(ranker)
+    al.record([(10, 100), (11, 100), (13, 100)], ["yes", "no", "yes"])
+    al.update_prototypes()
+    first = ranker.vectors[ranker.table.row(100)].copy()
+    again = ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, NEW, {100: sorted(TEXTS)}, al.cfg, resume=True)
+    again.answers = dict(al.answers)
+    again.update_prototypes()
+    assert np.allclose(first, ranker.vectors[ranker.table.row(100)], atol=1e-6)
+
+
+def test_the_memory_and_the_sparse_backend_learn_every_confirmed_document(ranker):
+    from core.ranker import NeighbourMemory
+    from core.sparse import SparseBackend, SparseConfig
+
+    known = [10, 11, 12, 14]
+    ranker.memory = NeighbourMemory(ranker.embed_documents([TEXTS[d] for d in known]),
+                                    [sorted(OLD_GOLD[d]) for d in known])
+    ranker.sparse = SparseBackend.fit([TEXTS[d] for d in known], [OLD_GOLD[d] for d in known],
+                                      SparseConfig(min_df=1, cluster_k=2, n_trees=1))
+    al = cycle(ranker, cross_negatives=0)
+    al.record([(10, 100), (13, 100), (11, 100)], ["yes", "yes", "no"])
+    al.train()
+    # Document 10 was in the memory: its row gains the label; 13 was not: a row is added with its gold.
+    assert len(ranker.memory) == 5 and ranker.memory.labels[0] == [3, 100] and ranker.memory.labels[4] == [100]
+    assert all(100 not in ranker.memory.labels[r] for r in (1, 2, 3))
+    assert 100 in set(ranker.sparse.label_ids.tolist())  # refit with the confirmed documents
+    al.record([(15, 100)], ["no"])
+    al.train()  # the same answers plus one more "no": the memory is rebuilt, not appended to again
+    assert len(ranker.memory) == 5 and sum(100 in row for row in ranker.memory.labels) == 2
+
+
+def test_a_label_that_only_gets_no_is_given_up_while_another_still_finds_positives(ranker):
+    al = ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, {100: "Pancreatic Neoplasms", 101: "Radiology"},
+                             {100: sorted(TEXTS), 101: sorted(TEXTS)}, ALConfig(give_up_after=2))
+    al.record([(11, 101), (12, 101), (10, 100)], ["no", "no", "yes"])
+    assert al.given_up() == {101}
+    assert {lab for _, lab in al.select(4)} == {100}
+    al.record([(13, 101)], ["yes"])  # a "yes" ends the run of "no"
+    assert al.given_up() == set()
+    al.record([(d, 100) for d in (11, 12)] + [(14, 101), (15, 101)], ["no"] * 4)
+    assert al.given_up() == {100, 101}
+    assert al.select(2)  # every label given up: keep asking rather than stop
 
 
 def test_replay_mixes_the_configured_ratio(ranker):
@@ -75,7 +147,7 @@ def test_replay_mixes_the_configured_ratio(ranker):
 def test_unsure_answers_are_neither_positive_nor_negative(ranker):
     al = cycle(ranker)
     al.record([(10, 100), (11, 100)], ["unsure", "unsure"])
-    assert al.train() == {"skipped": "no new positive answer yet"}
+    assert al.train() == {"skipped": "no new yes/no answer yet"}
     assert al.select(10) and (10, 100) not in al.select(10)  # asked once, never again
 
 
@@ -95,17 +167,18 @@ def test_each_iteration_trains_on_fresh_answers_plus_recalled_earlier_ones(ranke
     al = cycle(ranker, recall_ratio=1.0, replay_ratio=0.0)
     al.record([(10, 100), (11, 100)], ["yes", "no"])
     first = al.train()
-    assert (first["fresh"], first["positives"]) == (1, 1)
-    assert al.train() == {"skipped": "no new positive answer yet"}  # nothing new: no retraining on old answers
+    assert (first["fresh"], first["positives"], first["negatives"]) == (2, 1, 1)
+    assert al.train() == {"skipped": "no new yes/no answer yet"}  # nothing new: no retraining on old answers
     al.record([(13, 100), (15, 100)], ["yes", "yes"])
     second = al.train()
-    assert (second["fresh"], second["positives"]) == (2, 3)  # 2 fresh + the 1 earlier "yes" (ratio 1, capped)
-    assert set(second["seconds"]) >= {"bi", "labels", "cross"}
+    assert second["fresh"] == 2 and (second["positives"], second["negatives"]) == (3, 1)  # + both earlier answers
+    assert second["confirmed"] == 3
+    assert set(second["seconds"]) >= {"labels", "sparse", "cross"}
 
 
 def test_a_new_labels_prior_starts_typical_and_follows_confirmed_answers(ranker):
     typical = ranker.typical_frequency()
-    al = cycle(ranker)
+    al = cycle(ranker, seen_after=1)
     row = ranker.table.row(100)
     assert ranker.table.freq[row] == typical > 0
     al.base_freq = 1.0
@@ -161,3 +234,15 @@ def test_two_iterations_on_real_pubmed_documents(shared_data, encoder_path):
     assert len(history) == 3 and all("R@10" in h.metrics for h in history)
     assert sum(h.asked for h in history) == 12 and sum(h.positives for h in history) == len(positives)
     assert not np.allclose(vector, ranker.vectors[ranker.table.row(new_id)], atol=1e-4)  # the new label moved
+
+
+def test_a_new_label_counts_as_seen_once_it_has_enough_confirmed_documents(ranker):
+    al = cycle(ranker, seen_after=2)
+    al.base_freq = 0.0
+    al.record([(10, 100), (11, 100)], ["yes", "no"])
+    assert ranker.table.freq[ranker.table.row(100)] == 0.0  # one confirmed document: still a label without any
+    al.record([(13, 100)], ["yes"])
+    assert ranker.table.freq[ranker.table.row(100)] == 2.0
+    al.cfg.seen_after = 0  # the default: never counted as trained on, whatever the answers
+    al.record([(15, 100)], ["yes"])
+    assert ranker.table.freq[ranker.table.row(100)] == 0.0

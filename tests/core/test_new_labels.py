@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
@@ -12,12 +15,13 @@ from core.imports import import_corpus, import_taxonomy
 from core.jobs import enqueue, get_job
 from core.new_labels import load_pools
 from core.projects import create_project
+from core.ranker import BiCrossRanker
 from core.reports import ImportReport
 from core.taxonomy import read_taxonomy
 from core.training import TrainConfig
-from core.versions import activate, active_version, list_versions
+from core.versions import activate, active_version, list_versions, read_manifest
 from core.worker import WorkerProcess
-from storage.models import Document, Label, PoolEntry
+from storage.models import Document, Label, ModelVersion, PoolEntry
 from tests.fakes import TAXONOMY_CSV, write
 
 CORPUS = """doc_id,title,abstract,tags,split
@@ -133,7 +137,13 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
     second = work(db, pending_job(db))
     assert second.status == "done", second.error
     assert second.result["iteration"] == 2 and second.result["learned"] == 3
-    assert second.result["train"]["bi.steps"] >= 1 and "answered_R@10" in second.result["metrics"]
+    assert second.result["train"]["confirmed"] >= 2 and "answered_R@10" in second.result["metrics"]
+    # The saved version serves the label's prototype (moved towards its confirmed documents), not its name.
+    with db.session() as s:
+        paths = [s.get(ModelVersion, r.result["model_version_id"]).path for r in (first, second)]
+    rows = [BiCrossRanker.load(Path(p), read_manifest(Path(p)), "cpu") for p in paths]
+    before, after = (r.vectors[r.table.row(oncology)] for r in rows)
+    assert not np.allclose(before, after, atol=1e-4)
     assert 0.0 <= second.result["metrics"]["old_R@10"] <= 1.0  # the test document carries an old label
     with db.session() as s:
         assert {a.trained_in_iteration for a in s.scalars(select(Annotation))} == {2}

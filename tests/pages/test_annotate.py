@@ -154,3 +154,17 @@ def test_rating_mode_rates_the_top_labels_blind_or_with_the_llm(seeded, data_dir
         blind = {(r.label_id, r.rating, r.llm_shown) for r in s.scalars(select(Rating).where(
             Rating.kind == "sme", Rating.user_id == seeded["admin"]))}
     assert blind == {(card, 0, False), (onc, 2, False)}
+
+
+def test_the_progress_view_plots_new_and_old_label_recall_per_iteration(campaign, data_dir):
+    db, pid = campaign["db"], campaign["project"]
+    for it, (answered, new, old) in enumerate([(0.2, 0.1, 0.41), (0.5, 0.3, 0.40)], start=1):
+        register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
+                         {"campaign_id": campaign["campaign"], "iteration": it},
+                         {"answered_R@10": answered, "heldout_R@10": new, "old_R@10": old}, None)
+    at = signed_in("pages/1_Annotate.py", campaign["admin"])
+    at.radio(key="annotate_view").set_value("Campaign progress").run()
+    assert not at.exception
+    assert "Recall@10 per iteration" in texts(at)
+    spec = " ".join(str(c.proto) for c in at.get("vega_lite_chart"))
+    assert all(k in spec for k in ("answered_R@10", "heldout_R@10", "old_R@10")), spec[:500]
