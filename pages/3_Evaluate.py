@@ -109,7 +109,8 @@ with tabs[3]:
         st.info("No active-learning iteration has recorded metrics yet (Annotate page: campaigns).")
     else:
         st.plotly_chart(px.line(curves, x="iteration", y="Recall@10", color="metric", line_dash="campaign", markers=True,
-                                title="Recall@10 per iteration (bi-encoder; measured before each iteration learns)"),
+                                range_y=[0, 1],
+                                title="Recall@10 per iteration (first stage; measured before each iteration learns)"),
                         width="stretch", key="eval_al")
 
 with tabs[4]:

@@ -88,3 +88,4 @@ def test_active_learning_curves_are_plotted_from_the_campaign_versions(rated, da
     assert "No active-learning iteration" not in texts(at)
     specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "old labels, held-out" in specs and "new labels, held-out" in specs
+    assert '"range":[0,1]' in specs.replace(" ", "")  # Recall never runs below 0 (was -0.5 with one point)
