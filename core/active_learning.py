@@ -206,8 +206,10 @@ class ActiveLearningCycle:
                 out.setdefault(d, set()).add(lab)
         return out
 
-    def _gold(self, doc: int) -> set[int]:
-        return self.replay_gold.get(doc, set()) | self.confirmed().get(doc, set())
+    def _golds(self, docs: Sequence[int]) -> list[set[int]]:
+        """Each document's known labels: its old gold and the new labels confirmed so far (one pass over the answers)."""
+        confirmed = self.confirmed()
+        return [self.replay_gold.get(d, set()) | confirmed.get(d, set()) for d in docs]
 
     def replay_sample(self, n: int) -> list[tuple[int, int]]:
         """``n`` random (document, old gold label) pairs from the whole corpus."""
@@ -237,10 +239,8 @@ class ActiveLearningCycle:
         """The neighbour memory carries the new labels on exactly the confirmed documents."""
         if self.ranker.memory is None:
             return
-        confirmed = self.confirmed()
-        docs = sorted(confirmed)
-        self.ranker.memory.relabel(set(self.new_labels), self.doc_vectors(docs),
-                                   [self._gold(d) for d in docs])
+        docs = sorted(self.confirmed())
+        self.ranker.memory.relabel(set(self.new_labels), self.doc_vectors(docs), self._golds(docs))
 
     def refit_sparse(self) -> None:
         """Retrain the sparse backend on every labelled document, the confirmed new labels included."""
@@ -248,9 +248,9 @@ class ActiveLearningCycle:
 
         if self.ranker.sparse is None or not self.cfg.refit_sparse:
             return
-        docs = sorted(d for d in self.texts if self._gold(d))
-        if docs:
-            self.ranker.sparse = SparseBackend.fit([self.texts[d] for d in docs], [self._gold(d) for d in docs],
+        labelled = [(d, g) for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g]
+        if labelled:
+            self.ranker.sparse = SparseBackend.fit([self.texts[d] for d, _ in labelled], [g for _, g in labelled],
                                                    self.ranker.sparse.config)
 
     def train(self, progress: Progress = no_progress) -> dict[str, Any]:
@@ -277,7 +277,7 @@ class ActiveLearningCycle:
         docs = sorted({d for d, _ in positives + negatives + replay})
         index = {d: i for i, d in enumerate(docs)}
         doc_texts = [self.texts[d] for d in docs]
-        golds = [self._gold(d) for d in docs]
+        golds = self._golds(docs)
         if cfg.learn_encoder and positives:
             try:
                 stats["bi"] = train_bi_encoder(self.ranker.bi_encoder, doc_texts, golds, label_texts, tcfg,
