@@ -8,11 +8,12 @@ PORT   ?= 8501
 
 # torch first, pinned: pip then takes the CPU build shipped on this disk (a GPU machine gets CUDA torch),
 # and the ranges in requirements.txt, which 2.13.0 satisfies, install nothing more.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .   # the xmtc command (console script) on this checkout
 	touch $@
 
 setup: $(VENV)/.installed
@@ -21,10 +22,10 @@ run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 demo: setup
-	$(BIN)/python -m core.demo
+	$(BIN)/xmtc demo
 
 worker: setup
-	$(BIN)/python -m core.worker
+	$(BIN)/xmtc worker
 
 lint: setup
 	$(BIN)/ruff check .

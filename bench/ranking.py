@@ -35,10 +35,10 @@ SYSTEMS = ("zero_shot", "bi", "bicross", "baseline")
 def load_split(data: Path) -> tuple[list[LabelRow], list, list]:
     """Labels (ids = row numbers) and (text, gold ids) for TRAIN and TEST."""
     taxonomy = demo_taxonomy(data)
-    concepts = sorted(taxonomy.concepts.values(), key=lambda c: c.id)
+    concepts = sorted((c for c in taxonomy.concepts.values() if not c.extra.get("grouping")), key=lambda c: c.id)
     row = {c.id: i for i, c in enumerate(concepts)}
     by_name = {c.pref_label: row[c.id] for c in concepts}
-    labels = [LabelRow(row[c.id], c.id, c.pref_label, tuple(c.alt_labels), tuple(row[p] for p in c.parents))
+    labels = [LabelRow(row[c.id], c.id, c.pref_label, tuple(c.alt_labels), tuple(row[p] for p in c.parents if p in row))
               for c in concepts]
     train, test = [], []
     for rec in read_demo_corpus(data, ImportReport()):

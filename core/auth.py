@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import AuthError, PermissionDenied
 from core.events import log_event
 from storage.db import Database
-from storage.models import ROLE_ADMIN, ROLES, Membership, Project, User, utcnow
+from storage.models import ROLE_ADMIN, ROLES, Membership, Project, User, UserSession, utcnow
 
 _hasher = PasswordHasher()
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(seconds=60)
 MIN_PASSWORD_LENGTH = 8
+SESSION_LIFETIME = dt.timedelta(days=14)
 
 
 def has_users(db: Database) -> bool:
@@ -85,6 +88,61 @@ def authenticate(db: Database, username: str, password: str, now: dt.datetime | 
     if failed:
         raise AuthError("Wrong username or password.")
     return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Database, user_id: int, now: dt.datetime | None = None,
+                  lifetime: dt.timedelta = SESSION_LIFETIME) -> tuple[str, dt.datetime]:
+    """Open a sign-in session and return its token (for the browser's cookie; only its SHA-256 is stored) and
+    when it expires."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    with db.session() as s:
+        s.add(UserSession(user_id=user_id, token_hash=_token_hash(token), created_at=now, expires_at=now + lifetime))
+    return token, now + lifetime
+
+
+def session_user(db: Database, token: str | None, now: dt.datetime | None = None) -> User | None:
+    """The user a session token signs in: None for an unknown, expired or revoked token."""
+    if not token or not isinstance(token, str):
+        return None
+    now = now or utcnow()
+    with db.session() as s:
+        row = s.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            return None
+        return s.get(User, row.user_id)
+
+
+def end_session(db: Database, token: str | None) -> None:
+    """Revoke one session (sign-out): its token no longer signs anyone in, whatever the browser keeps."""
+    if token:
+        with db.session() as s:
+            s.execute(update(UserSession).where(UserSession.token_hash == _token_hash(token),
+                                                UserSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
+
+
+def change_password(db: Database, user_id: int, old: str, new: str) -> None:
+    """Change a password after checking the old one; every session of the user is revoked (sign in again).
+
+    Raises:
+        AuthError: wrong old password or a short new one.
+    """
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"The password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    with db.session() as s:
+        user = s.get(User, user_id)
+        try:
+            _hasher.verify(user.password_hash, old)
+        except (VerificationError, InvalidHashError) as exc:
+            raise AuthError("The current password is wrong.") from exc
+        user.password_hash = _hasher.hash(new)
+        s.execute(update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+                  .values(revoked_at=utcnow()))
+        log_event(s, "password_changed", None, user_id)
 
 
 def check_admin(session: Session, user_id: int | None) -> None:

@@ -216,9 +216,55 @@ def choose_cpu_runtime(ranker: BiCrossRanker, texts: list[str]) -> dict[str, Any
     return {"int8_top10_agreement": agreement, "cpu_runtime": torch_cross.cpu_runtime}
 
 
+@dataclass(frozen=True)
+class BudgetPlan:
+    """When each training loop must stop for a job to end by its deadline (``time.monotonic()`` seconds).
+
+    The work after the loops (embedding labels and training documents, the sparse fit, the fusion on the
+    validation documents, the evaluation, and with a cross-encoder its scoring, export and int8 check) is
+    estimated from ``doc_seconds``, the measured time to embed one document, in the units below, with a
+    safety margin; the loops share what is left (the bi-encoder ``BI_SHARE`` of it when both train).
+    """
+
+    bi_deadline: float | None
+    cross_deadline: float | None
+    doc_seconds: float
+    reserved_seconds: float
+
+    PER_LABEL, PER_TRAIN_DOC, PER_RANKED_DOC = 0.1, 1.2, 1.5  # in documents embedded
+    PER_CROSS_DOC = 32.0  # one document's candidates scored by the cross-encoder
+    FIXED_S, CROSS_FIXED_S, MARGIN, BI_SHARE = 30.0, 60.0, 1.3, 0.6
+
+    @classmethod
+    def make(cls, deadline: float, cfg: TrainConfig, doc_seconds: float, labels: int, train_docs: int,
+             validation_docs: int, eval_docs: int) -> BudgetPlan:
+        units = cls.PER_LABEL * labels + cls.PER_TRAIN_DOC * train_docs + cls.PER_RANKED_DOC * (validation_docs + eval_docs)
+        fixed = cls.FIXED_S
+        if cfg.train_cross:  # mining negatives, the second stage (5 folds of validation scores), the int8 check, eval
+            units += cls.PER_RANKED_DOC * train_docs + cls.PER_CROSS_DOC * (3 * validation_docs + eval_docs)
+            fixed += cls.CROSS_FIXED_S
+        reserved = cls.MARGIN * (units * doc_seconds + fixed)
+        loops_end = deadline - reserved
+        if not cfg.train_bi:
+            return cls(None, loops_end, doc_seconds, reserved)
+        if not cfg.train_cross:
+            return cls(loops_end, None, doc_seconds, reserved)
+        bi_end = time.monotonic() + cls.BI_SHARE * max(0.0, loops_end - time.monotonic())
+        return cls(bi_end, max(bi_end, loops_end), doc_seconds, reserved)
+
+
+def doc_seconds(encoder: Any, texts: Sequence[str], sample: int = 64) -> float:
+    """Measured seconds to embed one document (a sample of ``texts``) with ``encoder``."""
+    chosen = list(texts[:sample]) or ["."]
+    clock = time.monotonic()
+    encoder.encode(chosen, batch_size=32, show_progress_bar=False)
+    return (time.monotonic() - clock) / len(chosen)
+
+
 def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
                 gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress,
-                cross_init: str | None = None, base: BiCrossRanker | None = None) -> FitResult:
+                cross_init: str | None = None, base: BiCrossRanker | None = None, deadline: float | None = None,
+                eval_docs: int = 0) -> FitResult:
     """Train the bi-encoder, the sparse backend and the cross-encoder (as ``cfg`` asks) and fit the fusion.
 
     A share of the training documents (``cfg.validation_share``) is held out: the fusion is fitted on them,
@@ -228,6 +274,8 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
         encoder_path: checkpoint the bi-encoder starts from.
         cross_init: checkpoint the cross-encoder starts from (default: ``encoder_path``).
         base: a served ranker whose cross-encoder is kept when ``cfg.train_cross`` is off.
+        deadline: ``time.monotonic()`` by which the whole job should end (a time budget); the training loops stop
+            early to leave time for the rest, ``eval_docs`` documents evaluated after this returns included.
     """
     if not any(gold):
         raise ModelError("There is nothing to train on: no training document has a gold label.")
@@ -241,9 +289,14 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table)}
     started = time.monotonic()
     bi = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
+    plan = None
+    if deadline is not None:
+        plan = BudgetPlan.make(deadline, cfg, doc_seconds(bi, tr_texts), len(table), len(tr), len(val), eval_docs)
+        stats["budget"] = {"reserved_seconds": plan.reserved_seconds, "doc_seconds": plan.doc_seconds}
     if cfg.train_bi:
         label_texts = table.text_map()
-        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.4))
+        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.4),
+                                       deadline=plan and plan.bi_deadline)
     progress(0.41, "embedding labels and building the HNSW index")
     fusion = Fusion(candidates=cfg.candidates, sparse_candidates=cfg.sparse_candidates if cfg.sparse else 0,
                     neighbours=cfg.neighbours)
@@ -268,7 +321,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
         cross = CrossScorer(cross_init or encoder_path, str(bi.device), cfg.cross_max_length)
         stats["cross_init"] = cross_init or encoder_path
         stats["cross"] = train_cross_encoder(cross, examples, tr_texts, table.text_map(), cfg,
-                                             stage(progress, 0.48, 0.92))
+                                             stage(progress, 0.48, 0.92), deadline=plan and plan.cross_deadline)
         ranker.cross = cross
     elif base is not None and base.cross is not None:
         ranker.cross = base.cross

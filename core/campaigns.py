@@ -35,6 +35,7 @@ from storage.models import (
     PoolEntry,
     Project,
     QueueItem,
+    UndoneAnswer,
     utcnow,
 )
 
@@ -205,6 +206,36 @@ def asked_questions(db: Database, campaign_id: int) -> set[tuple[int, int]]:
     return {tuple(r) for r in answered} | {tuple(r) for r in claimed}
 
 
+def _askable(campaign_id: int, user_id: int, now: dt.datetime) -> tuple[Any, Any, Any]:
+    """The query of the questions this SME may be asked next (best first), and the conditions of a claim whose
+    lease expired and of a claimable question."""
+    # Any copy of a question this SME answered or skipped is not theirs to get again.
+    theirs_before = (select(Annotation.id)
+                     .where(Annotation.campaign_id == campaign_id, Annotation.user_id == user_id,
+                            Annotation.document_id == QueueItem.document_id,
+                            Annotation.label_id == QueueItem.label_id).exists())
+    expired = and_(QueueItem.status == QUEUE_CLAIMED, QueueItem.lease_until <= now)
+    claimable = or_(QueueItem.status == QUEUE_OPEN, expired)
+    askable = (select(QueueItem.id, QueueItem.position)
+               .join(Document, Document.id == QueueItem.document_id)
+               .join(Label, Label.id == QueueItem.label_id)
+               .where(QueueItem.campaign_id == campaign_id, ~theirs_before, Document.removed.is_(False),
+                      Label.deprecated.is_(False), Label.removed_in_version_id.is_(None))
+               .order_by(QueueItem.position).limit(1))
+    return askable, expired, claimable
+
+
+def question_waiting(db: Database, campaign_id: int, user_id: int, now: dt.datetime | None = None) -> bool:
+    """Whether :func:`claim_next` would give this SME a question now (nothing is claimed): what a waiting page polls."""
+    now = now or utcnow()
+    with db.session() as s:
+        if _campaign(s, campaign_id).status != CAMPAIGN_ACTIVE:
+            return False
+        askable, _, claimable = _askable(campaign_id, user_id, now)
+        mine = and_(QueueItem.status == QUEUE_CLAIMED, QueueItem.claimed_by == user_id, QueueItem.lease_until > now)
+        return s.execute(askable.where(or_(claimable, mine))).first() is not None
+
+
 def claim_next(db: Database, campaign_id: int, user_id: int, now: dt.datetime | None = None) -> Question | None:
     """The SME's current question, or the next open one claimed for them (a compare-and-set with a lease).
 
@@ -223,19 +254,7 @@ def claim_next(db: Database, campaign_id: int, user_id: int, now: dt.datetime | 
                                                     QueueItem.lease_until > now).order_by(QueueItem.position).limit(1))
             if mine is not None:
                 return _question(s, mine)
-            # Any copy of a question this SME answered or skipped is not theirs to get again.
-            theirs_before = (select(Annotation.id)
-                             .where(Annotation.campaign_id == campaign_id, Annotation.user_id == user_id,
-                                    Annotation.document_id == QueueItem.document_id,
-                                    Annotation.label_id == QueueItem.label_id).exists())
-            expired = and_(QueueItem.status == QUEUE_CLAIMED, QueueItem.lease_until <= now)
-            claimable = or_(QueueItem.status == QUEUE_OPEN, expired)
-            askable = (select(QueueItem.id, QueueItem.position)
-                       .join(Document, Document.id == QueueItem.document_id)
-                       .join(Label, Label.id == QueueItem.label_id)
-                       .where(QueueItem.campaign_id == campaign_id, ~theirs_before, Document.removed.is_(False),
-                              Label.deprecated.is_(False), Label.removed_in_version_id.is_(None))
-                       .order_by(QueueItem.position).limit(1))
+            askable, expired, claimable = _askable(campaign_id, user_id, now)
             # Two index-ordered lookups (open; lease expired) instead of one OR that makes the database sort
             # the whole queue: the claim stays fast however long the queue grows.
             found = [r for r in (s.execute(askable.where(QueueItem.status == QUEUE_OPEN)).first(),
@@ -308,7 +327,10 @@ def answer(db: Database, item_id: int, user_id: int, value: str, shown_at: dt.da
 
 
 def undo_last(db: Database, campaign_id: int, user_id: int, now: dt.datetime | None = None) -> int | None:
-    """Take back the SME's last answer (not yet trained on): the question is theirs again. Returns its item id."""
+    """Take back the SME's last answer (not yet trained on): the question is theirs again. Returns its item id.
+
+    The answer moves to the ``undone_answers`` trail (kept, with when it was undone); the SME's next answer to the
+    question is the one that counts."""
     now = now or utcnow()
     with db.session() as s:
         campaign = _campaign(s, campaign_id)
@@ -322,6 +344,9 @@ def undo_last(db: Database, campaign_id: int, user_id: int, now: dt.datetime | N
         if item.status == QUEUE_CLAIMED and item.claimed_by not in (None, user_id):
             raise XmtcError("Another SME holds this question now; it cannot be undone.")
         lease = dt.timedelta(seconds=CampaignConfig.from_dict(campaign.config).lease_s)
+        s.add(UndoneAnswer(annotation_id=last.id, queue_item_id=last.queue_item_id, campaign_id=campaign_id,
+                           user_id=user_id, document_id=last.document_id, label_id=last.label_id, answer=last.answer,
+                           answered_at=last.answered_at, seconds=last.seconds, undone_at=now))  # the trail
         s.execute(delete(Annotation).where(Annotation.id == last.id))
         item.status, item.claimed_by, item.claimed_at, item.lease_until = QUEUE_CLAIMED, user_id, now, now + lease
         log_event(s, "answer_undone", campaign.project_id, user_id, item=item.id, answer=last.answer)
@@ -365,6 +390,7 @@ class CampaignProgress:
     totals: dict[str, int]
     open_questions: int
     training: bool
+    questions_ever: int = 0  # 0 while the first fill is being prepared
 
 
 def campaign_progress(db: Database, campaign_id: int) -> CampaignProgress:
@@ -381,6 +407,7 @@ def campaign_progress(db: Database, campaign_id: int) -> CampaignProgress:
         open_q = s.scalar(select(func.count(QueueItem.id)).where(QueueItem.campaign_id == campaign_id,
                                                                  QueueItem.status == QUEUE_OPEN)) or 0
         training = pending_iteration(s, campaign_id) is not None
+        ever = s.scalar(select(func.count(QueueItem.id)).where(QueueItem.campaign_id == campaign_id)) or 0
     per_label = {lid: dict.fromkeys(("asked", *ANSWERS), 0) for lid in labels}
     per_user: dict[int | None, dict[str, Any]] = {}
     for lid, uid, value, seconds in rows:
@@ -398,4 +425,4 @@ def campaign_progress(db: Database, campaign_id: int) -> CampaignProgress:
         annotators=[{"SME": users.get(uid, "(deleted user)"), "answers": u["answers"],
                      "median seconds": round(statistics.median(u["seconds"]), 1) if u["seconds"] else None}
                     for uid, u in sorted(per_user.items(), key=lambda kv: -kv[1]["answers"])],
-        totals=totals, open_questions=open_q, training=training)
+        totals=totals, open_questions=open_q, training=training, questions_ever=ever)

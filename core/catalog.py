@@ -37,13 +37,14 @@ class DocRow:
 
 
 def servable_labels(db: Database, project_id: int) -> list[LabelRow]:
-    """Labels that may be predicted: not deprecated and not removed, ordered by row id."""
+    """Labels that may be predicted: not deprecated, not removed and not a grouping node (e.g. MeSH's top
+    categories, ``extra["grouping"]``), ordered by row id."""
     with db.session() as s:
-        labels = s.execute(
-            select(Label.id, Label.external_id, Label.pref_label, Label.alt_labels, Label.description)
+        labels = [row[:5] for row in s.execute(
+            select(Label.id, Label.external_id, Label.pref_label, Label.alt_labels, Label.description, Label.extra)
             .where(Label.project_id == project_id, Label.deprecated.is_(False), Label.removed_in_version_id.is_(None))
             .order_by(Label.id)
-        ).all()
+        ) if not (row[5] or {}).get("grouping")]
         parents: dict[int, list[int]] = {}
         for child, parent in s.execute(
             select(LabelParent.child_id, LabelParent.parent_id)
@@ -52,6 +53,15 @@ def servable_labels(db: Database, project_id: int) -> list[LabelRow]:
             parents.setdefault(child, []).append(parent)
     return [LabelRow(i, ext, pref, tuple(alts or ()), tuple(sorted(parents.get(i, ()))), desc or "")
             for i, ext, pref, alts, desc in labels]
+
+
+def training_pairs(db: Database, project_id: int) -> int:
+    """Gold (document, label) pairs outside the test split: what one bi-encoder epoch learns from."""
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(DocumentLabel).join(Document, Document.id == DocumentLabel.document_id)
+                        .where(Document.project_id == project_id, Document.removed.is_(False),
+                               func.coalesce(Document.split, "") != "test",
+                               DocumentLabel.source == ASSIGNMENT_GOLD)) or 0
 
 
 def documents(db: Database, project_id: int, split: str | None = None, with_gold: bool = True) -> list[DocRow]:

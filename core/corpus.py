@@ -162,3 +162,21 @@ def read_annif_tsv(source: str | Path | IO[bytes], report: ImportReport) -> Iter
 
 
 CORPUS_FORMATS = ("csv", "tsv", "jsonl", "annif-tsv")
+
+
+CORPUS_FORMATS = ("csv", "tsv", "jsonl", "annif-tsv")
+
+
+def read_corpus(path: str | Path, fmt: str, mapping: ColumnMapping, report: ImportReport) -> Iterator[DocumentRecord]:
+    """Stream a corpus file in one of ``CORPUS_FORMATS`` (the mapping is ignored for Annif's TSV).
+
+    Raises:
+        ImportFailed: an unknown format.
+    """
+    if fmt in ("csv", "tsv"):
+        return read_csv(path, mapping, report, delimiter="\t" if fmt == "tsv" else ",")
+    if fmt == "jsonl":
+        return read_jsonl(path, mapping, report)
+    if fmt == "annif-tsv":
+        return read_annif_tsv(path, report)
+    raise ImportFailed(f"Unknown corpus format {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}.")

@@ -123,7 +123,7 @@ def store_llm_ratings(db: Database, project_id: int, model: str, doc: JudgeDocum
 @job_handler(JUDGE_PREDICTIONS, "LLM judges predicted labels")
 def judge_predictions_job(ctx: JobContext) -> dict[str, Any]:
     """Judge the top-k predictions of one or more versions on a split; progress shows the cost so far."""
-    settings = Settings.from_env()
+    settings = ctx.settings
     prompt_version = ctx.params.get("prompt_version", DEFAULT_PROMPT)
     docs, labels = judging_plan(ctx.db, ctx.project_id, [int(v) for v in ctx.params.get("version_ids", [])],
                                 ctx.params.get("split", "test"), int(ctx.params.get("max_documents", 100)),

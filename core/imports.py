@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import Literal
 
@@ -102,12 +103,17 @@ def import_corpus(
     on_error: OnError = "abort",
     kind: str = ASSIGNMENT_GOLD,
     user_id: int | None = None,
+    holdout: float = 0.0,
+    seed: int = 0,
 ) -> ImportReport:
     """Store documents and their label assignments in one transaction.
 
     Rows the reader skipped, duplicate ids and unknown labels are reported. With
     ``on_error="abort"`` (the default) any such problem rolls everything back and raises;
     with ``"skip"`` the bad rows (or unknown labels of a row) are left out and the rest imported.
+
+    When the project has no test document after the import and ``holdout`` > 0, that share of the imported
+    documents (chosen with ``seed``) becomes the test split and the others the train split; the report says so.
 
     Raises:
         ImportFailed: with the report attached; nothing was written.
@@ -141,10 +147,13 @@ def import_corpus(
         seen = set(s.scalars(select(Document.external_id).where(Document.project_id == project_id)))
         batch: list[tuple[Document, list[int]]] = []
 
+        imported: list[Document] = []
+
         def flush() -> None:
             nonlocal assignments
             s.add_all(d for d, _ in batch)
             s.flush()
+            imported.extend(d for d, _ in batch)
             rows = [{"document_id": d.id, "label_id": lid, "kind": kind, "source": source}
                     for d, lids in batch for lid in lids]
             if rows:
@@ -180,6 +189,15 @@ def import_corpus(
                 f"{len(unknown)} unknown label(s) left out: " + ", ".join(repr(u) for u in list(unknown)[:20])
             )
         report.stats.update(assignments=assignments, unknown_labels=len(unknown))
+        has_test = s.scalar(select(Document.id).where(Document.project_id == project_id, Document.split == "test").limit(1))
+        if holdout > 0 and imported and has_test is None:
+            held = set(random.Random(seed).sample(range(len(imported)), max(1, round(holdout * len(imported)))))
+            for i, doc in enumerate(imported):
+                doc.split = "test" if i in held else (doc.split or "train")
+            report.stats["held_out_test"] = len(held)
+            report.warnings.append(f"The file has no test split: {len(held):,} of its {len(imported):,} documents "
+                                   f"({holdout:.0%}, chosen with seed {seed}) are held out as the test split, so that "
+                                   "models can be evaluated; the others are the train split.")
         log_event(s, "corpus_imported", project_id, user_id, source=report.source, documents=report.imported,
                   assignments=assignments, skipped=report.skipped_count)
     return report

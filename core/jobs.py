@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from core.auth import check_admin
+from core.config import Settings
 from core.errors import JobCancelled, NotFound
 from core.events import log_event
 from storage.db import Database
@@ -50,6 +51,15 @@ def job_handler(kind: str, title: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def eta_text(seconds: float) -> str:
+    """A remaining time as people say it: "ETA 40 s", "ETA 12 min", "ETA 1.5 h"."""
+    if seconds < 90:
+        return f"ETA {max(0, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"ETA {round(seconds / 60)} min"
+    return f"ETA {seconds / 3600:.1f} h"
+
+
 @dataclass(frozen=True)
 class JobView:
     """A detached snapshot of a job row for display."""
@@ -75,6 +85,14 @@ class JobView:
     def active(self) -> bool:
         return self.status not in JOB_FINAL_STATES
 
+    def eta_s(self, now: dt.datetime | None = None) -> float | None:
+        """Seconds left for a running job at the rate it has progressed so far (None before 2% or when not
+        running: too early to tell)."""
+        if self.status != JOB_RUNNING or self.started_at is None or self.progress < 0.02:
+            return None
+        elapsed = ((now or utcnow()) - self.started_at).total_seconds()
+        return elapsed * (1 - self.progress) / self.progress
+
     @classmethod
     def of(cls, job: Job) -> JobView:
         return cls(job.id, job.kind, job.status, job.progress, job.message, job.error, dict(job.result or {}),
@@ -82,11 +100,16 @@ class JobView:
 
 
 def enqueue(db: Database, kind: str, project_id: int | None, params: dict[str, Any] | None = None,
-            user_id: int | None = None, max_attempts: int = 1) -> int:
-    """Queue a job and return its id. ``max_attempts > 1`` lets a job orphaned by a dead worker be retried."""
+            user_id: int | None = None, max_attempts: int = 1, settings: Settings | None = None) -> int:
+    """Queue a job and return its id. ``max_attempts > 1`` lets a job orphaned by a dead worker be retried.
+
+    The job carries ``settings``' job fields (default: this process's settings), under ``params["settings"]``:
+    whichever worker claims it runs it with the data folders it was queued with.
+    """
+    carried = (settings or Settings.from_env()).job_snapshot()
     with db.session() as s:
         check_admin(s, user_id)  # users start jobs only as admins; the system (user_id None) queues its own
-        job = Job(kind=kind, project_id=project_id, params=params or {}, created_by=user_id,
+        job = Job(kind=kind, project_id=project_id, params={**(params or {}), "settings": carried}, created_by=user_id,
                   max_attempts=max_attempts, message="waiting for a worker")
         s.add(job)
         s.flush()
@@ -123,8 +146,8 @@ def request_cancel(db: Database, job_id: int, user_id: int | None = None) -> Non
         log_event(s, "job_cancel_requested", job.project_id, user_id, job_id=job_id)
 
 
-def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = None) -> Job | None:
-    """Atomically claim the oldest queued job (compare-and-set on its status), or return None.
+def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = None, only: int | None = None) -> Job | None:
+    """Atomically claim the oldest queued job (compare-and-set on its status), or return None; ``only``: that job.
 
     Two workers racing for one job both try ``UPDATE ... WHERE status='queued'``; the database
     lets exactly one of them change the row, the other sees rowcount 0 and tries the next job.
@@ -132,8 +155,10 @@ def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = Non
     kinds = tuple(HANDLERS) if kinds is None else kinds
     for _ in range(10):
         with db.session() as s:
-            job_id = s.scalar(select(Job.id).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
-                              .order_by(Job.id).limit(1))
+            q = select(Job.id).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
+            if only is not None:
+                q = q.where(Job.id == only)
+            job_id = s.scalar(q.order_by(Job.id).limit(1))
             if job_id is None:
                 return None
             now = utcnow()
@@ -205,6 +230,7 @@ class JobContext:
         self.worker_id = worker_id
         self._min_interval = min_interval_s
         self._last = 0.0
+        self.settings = Settings.from_env().for_job(params.get("settings"))
 
     def progress(self, fraction: float, message: str = "", force: bool = False) -> None:
         """Report progress (0..1) and a message; raises :class:`JobCancelled` if cancel was requested.

@@ -96,7 +96,7 @@ def adapt_encoder(ctx: JobContext) -> dict[str, Any]:
 
     The adapted bi-encoder is a separate model version (kind ``gpl``) that only builds pools; it never serves.
     """
-    settings = Settings.from_env()
+    settings = ctx.settings
     cfg = GplConfig(**{k: v for k, v in ctx.params.get("config", {}).items() if k in GplConfig.__dataclass_fields__})
     docs = pool_documents(ctx.db, ctx.project_id)
     if len(docs) < 2:
@@ -136,7 +136,7 @@ def _new_label_texts(db: Database, project_id: int, label_ids: Sequence[int]) ->
 @job_handler(BUILD_POOLS, "Build the new labels' document pools")
 def build_pools_job(ctx: JobContext) -> dict[str, Any]:
     """Each new label's top-N documents by the latest domain-adapted encoder (the pretrained one if none)."""
-    settings = Settings.from_env()
+    settings = ctx.settings
     label_ids = [int(i) for i in ctx.params.get("label_ids", [])]
     if not label_ids:
         raise XmtcError("Choose at least one new label to build a pool for.")
@@ -219,7 +219,7 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     """Serve the campaign's labels (first run) or learn the answers so far, save a version, refill the queue."""
     from core.active_learning import ActiveLearningCycle, ALConfig
 
-    settings = Settings.from_env()
+    settings = ctx.settings
     campaign_id = int(ctx.params["campaign_id"])
     with ctx.db.session() as s:
         campaign = s.get(Campaign, campaign_id)

@@ -52,14 +52,13 @@ def predictions_for(db: Database, document_id: int, version_id: int) -> list[Pre
 @job_handler("predict_documents", "Predict labels for documents")
 def predict_documents_job(ctx: JobContext) -> dict:
     """Predict a split's labels with a version (the active one unless ``version_id`` is given)."""
-    from core.config import Settings
 
     wanted = ctx.params.get("version_id")
     version = (next((v for v in list_versions(ctx.db, ctx.project_id) if v.id == wanted), None) if wanted
                else active_version(ctx.db, ctx.project_id))
     if version is None:
         raise NotFound("No such model version (or no active version) to predict with.")
-    ranker = load_ranker(version.path, Settings.from_env().device)
+    ranker = load_ranker(version.path, ctx.settings.device)
     n = predict_split(ctx.db, ctx.project_id, version, ranker, ctx.params.get("split", "test"),
                       int(ctx.params.get("k", 10)), progress=ctx.progress)
     return {"version": version.name, "predictions": n}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _project_taxonomy(ctx: JobContext) -> tuple[int | None, bool]:
 @job_handler(BUILD_LABEL_INDEX, "Embed labels and build the label index")
 def build_label_index(ctx: JobContext) -> dict[str, Any]:
     """Embed every servable label of the active taxonomy and build an HNSW index as a new model version."""
-    settings = Settings.from_env()
+    settings = ctx.settings
     labels = servable_labels(ctx.db, ctx.project_id)
     if not labels:
         raise XmtcError("The project has no servable labels: import a taxonomy first.")
@@ -57,6 +58,7 @@ def build_label_index(ctx: JobContext) -> dict[str, Any]:
 
     ranker = BiCrossRanker.build(model, table, progress=on_batch)
     ctx.check_cancel()
+    metrics = evaluate_on_test(ctx, ranker, 0.9, "the zero-shot model") if ctx.params.get("evaluate", True) else {}
 
     def fill(folder: Path) -> dict[str, Any]:
         manifest = ranker.save(folder, copy_encoders=False)
@@ -66,10 +68,33 @@ def build_label_index(ctx: JobContext) -> dict[str, Any]:
     taxonomy_version_id, has_active = _project_taxonomy(ctx)
     version_id = register_version(
         ctx.db, ctx.project_id, "zero_shot", bundle, config={"encoder": enc_desc, "index": "hnsw"},
-        metrics={}, taxonomy_version_id=taxonomy_version_id, job_id=ctx.job_id,
+        metrics=metrics, taxonomy_version_id=taxonomy_version_id, job_id=ctx.job_id,
         activate=bool(ctx.params.get("activate", not has_active)),
     )
-    return {"labels": len(labels), "model_version_id": version_id, "bundle": str(bundle)}
+    return {"labels": len(labels), "model_version_id": version_id, "bundle": str(bundle),
+            "zero_shot": {"metrics": metrics}}
+
+
+def evaluation_documents(ctx: JobContext, docs: list[Any] | None = None) -> list[Any]:
+    """The project's test split, cut to the job's ``eval_docs`` when that is above 0 (default: all of it)."""
+    from core.catalog import documents
+
+    test = [d for d in (documents(ctx.db, ctx.project_id) if docs is None else docs) if d.split == "test"]
+    limit = int(ctx.params.get("eval_docs") or 0)
+    return test[:limit] if limit > 0 else test
+
+
+def evaluate_on_test(ctx: JobContext, ranker: Any, at: float, what: str, test: list[Any] | None = None) -> dict[str, Any]:
+    """P@1/P@5/R@10/nDCG@10/R@30 of ``ranker`` on the test split, with ``test_docs`` saying on how many documents
+    ({} without a test split)."""
+    from core.bicross import evaluate_ranker
+
+    test = evaluation_documents(ctx) if test is None else test
+    if not test:
+        return {}
+    ctx.progress(at, f"evaluating {what} on {len(test):,} test documents", force=True)
+    metrics = evaluate_ranker(ranker, [d.text for d in test], [set(d.gold) for d in test])
+    return {**{k: round(v, 4) for k, v in metrics.items()}, "test_docs": len(test)}
 
 
 TRAIN_MODEL = "train_model"
@@ -78,17 +103,19 @@ TRAIN_MODEL = "train_model"
 @job_handler(TRAIN_MODEL, "Train the label ranking model")
 def train_model(ctx: JobContext) -> dict[str, Any]:
     """Train BiCross (and optionally the baseline) on the train split; each becomes a model version."""
-    from core.bicross import evaluate_ranker, fit_baseline, fit_bicross, stage
+    from core.bicross import fit_baseline, fit_bicross, stage
     from core.catalog import documents
     from core.ranker import load_ranker
     from core.training import TrainConfig
 
-    settings = Settings.from_env()
+    started = time.monotonic()
+    settings = ctx.settings
     cfg = TrainConfig.from_dict(ctx.params.get("config", {}))
+    deadline = started + 60 * cfg.time_budget_min if cfg.time_budget_min > 0 else None
     labels = servable_labels(ctx.db, ctx.project_id)
     docs = documents(ctx.db, ctx.project_id)
     train = [d for d in docs if d.split != "test"]
-    test = [d for d in docs if d.split == "test"][: int(ctx.params.get("eval_docs", 200))]
+    test = evaluation_documents(ctx, docs)
     if not labels:
         raise XmtcError("The project has no servable labels: import a taxonomy first.")
     if not any(d.gold for d in train):
@@ -113,12 +140,12 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
             cross_init = default_reranker_path(cfg.cross_init or settings.reranker_path, pretrained,
                                                settings.pretrained_dir)
             fit = fit_bicross(start_from, settings.device, labels, texts, gold, cfg,
-                              stage(ctx.progress, lo, lo + share * 0.85), cross_init=cross_init, base=base)
+                              stage(ctx.progress, lo, lo + share * 0.85), cross_init=cross_init, base=base,
+                              deadline=deadline, eval_docs=len(test))
         else:
             fit = fit_baseline(pretrained, settings.device, labels, texts, gold, cfg,
                                stage(ctx.progress, lo, lo + share * 0.85))
-        ctx.progress(lo + share * 0.86, f"evaluating {part} on {len(test)} test documents", force=True)
-        metrics = evaluate_ranker(fit.ranker, [d.text for d in test], [set(d.gold) for d in test]) if test else {}
+        metrics = evaluate_on_test(ctx, fit.ranker, lo + share * 0.86, part, test)
         ctx.check_cancel()
         stats = flat_stats(fit.stats)
 
@@ -129,25 +156,34 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         bundle = write_bundle(settings.models_dir, ctx.project_id, part, fill)
         version_id = register_version(
             ctx.db, ctx.project_id, part, bundle, config={**cfg.as_dict(), **stats},
-            metrics={k: round(v, 4) for k, v in metrics.items()}, taxonomy_version_id=taxonomy_version_id,
+            metrics=metrics, taxonomy_version_id=taxonomy_version_id,
             job_id=ctx.job_id, activate=part == "bicross" and bool(ctx.params.get("activate", True)),
         )
         made[part] = {"model_version_id": version_id, "metrics": metrics}
+    made["minutes"] = round((time.monotonic() - started) / 60, 2)
+    if not test:
+        made["warning"] = ("The project has no test documents: the model was not evaluated. Import documents with a "
+                           "test split (or hold out a share when importing) to see its metrics.")
     return made
 
 
 @job_handler("build_demo", "Build the PubMed/MeSH demo project")
 def build_demo_job(ctx: JobContext) -> dict[str, Any]:
-    """Create the demo project from the configured data folder (then its label-index job is queued)."""
-    from core.demo import DEMO_NAME, build_demo
+    """Create the demo project from the data folder the job was queued with, or from the public files (downloaded
+    into the data folder's cache, checksums verified); its label-index job (and a first training) is queued."""
+    from core.demo import DEMO_NAME, build_demo, locate_demo
 
-    settings = Settings.from_env()
-    data = ctx.params.get("data_dir") or settings.demo_data_dir
-    ctx.progress(0.1, "reading the MeSH 2015 tree and the PubMed corpus", force=True)
-    result = build_demo(ctx.db, Path(data) if data else None, ctx.params.get("name", DEMO_NAME),
-                        user_id=ctx.params.get("user_id"))
+    settings = ctx.settings
+    cache = settings.data_dir / "downloads" / "demo"
+    where = str(settings.demo_data_dir) if settings.demo_data_dir else f"the public sources (cache {cache})"
+    ctx.progress(0.0, f"locating the demo files in {where}", force=True)
+    files = locate_demo(settings.demo_data_dir, cache, settings.demo_mirror, lambda f, m: ctx.progress(0.6 * f, m))
+    ctx.progress(0.6, f"reading the MeSH 2015 tree and the PubMed corpus from {files.folder}", force=True)
+    result = build_demo(ctx.db, files, ctx.params.get("name", DEMO_NAME), user_id=ctx.params.get("user_id"),
+                        train_minutes=float(ctx.params.get("train_minutes") or 0), settings=settings)
     return {"project_id": result.project_id, "taxonomy": result.taxonomy.summary(),
-            "corpus": result.corpus.summary(), "index_job_id": result.job_id}
+            "corpus": result.corpus.summary(), "index_job_id": result.job_id, "data_folder": str(files.folder),
+            "report": f"project built from {files.folder}: {result.corpus.summary()}"}
 
 
 @job_handler("import_taxonomy", "Import a taxonomy")
@@ -168,23 +204,16 @@ def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
 @job_handler("import_corpus", "Import documents")
 def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
     """Read and store a corpus file with its label assignments (all or nothing unless skipping bad rows)."""
-    from core.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+    from core.corpus import ColumnMapping, read_corpus
     from core.imports import import_corpus
     from core.reports import ImportReport
 
     path = Path(ctx.params["path"])
-    fmt = ctx.params.get("format", "csv")
-    mapping = ColumnMapping(**ctx.params.get("mapping", {}))
     report = ImportReport()
-    if fmt in ("csv", "tsv"):
-        records = read_csv(path, mapping, report, delimiter="\t" if fmt == "tsv" else ",")
-    elif fmt == "jsonl":
-        records = read_jsonl(path, mapping, report)
-    elif fmt == "annif-tsv":
-        records = read_annif_tsv(path, report)
-    else:
-        raise XmtcError(f"Unknown corpus format {fmt!r}; use csv, tsv, jsonl or annif-tsv.")
+    records = read_corpus(path, ctx.params.get("format", "csv"), ColumnMapping(**ctx.params.get("mapping", {})), report)
     ctx.progress(0.1, f"importing {path.name}", force=True)
     import_corpus(ctx.db, ctx.project_id, records, report, on_error=ctx.params.get("on_error", "abort"),
-                  user_id=ctx.params.get("user_id"))
-    return {"report": report.summary(), "warnings": report.warnings[:20], "skipped": report.skipped[:50]}
+                  user_id=ctx.params.get("user_id"), holdout=float(ctx.params.get("holdout") or 0.0))
+    held = [w for w in report.warnings if w.startswith("The file has no test split")]
+    return {"report": "; ".join([report.summary(), *held]), "warnings": report.warnings[:20],
+            "skipped": report.skipped[:50]}

@@ -18,7 +18,6 @@ from sqlalchemy import delete, insert, select
 
 from core.auth import check_admin
 from core.catalog import servable_labels
-from core.config import Settings
 from core.errors import NotFound, TaxonomyError, XmtcError
 from core.events import log_event
 from core.jobs import JobContext, enqueue, job_handler
@@ -311,7 +310,7 @@ def serve_changes(ctx: JobContext, add: Sequence[int], remove: Sequence[int]) ->
     if version.kind not in ("bicross", "zero_shot"):
         raise XmtcError(f"The active {version.name} is the classifier baseline, which cannot serve new labels without "
                         "retraining; activate a BiCross or zero-shot version and serve the changes again.")
-    settings = Settings.from_env()
+    settings = ctx.settings
     ranker = load_ranker(version.path, settings.device)
     assert isinstance(ranker, BiCrossRanker)
     rows = [r for r in servable_labels(ctx.db, ctx.project_id) if r.id in set(add)]

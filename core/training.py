@@ -13,6 +13,7 @@ import numpy as np
 
 from core.cross import CrossScorer
 from core.errors import ModelError
+from core.jobs import eta_text
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -56,6 +57,7 @@ class TrainConfig:
     label_alts: int = 0
     label_parents: int = 0
     validation_share: float = 0.1
+    time_budget_min: float = 0.0  # 0: none; else the whole job (training, fitting, evaluation) aims to end within it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,21 +118,46 @@ def encoder_features(model: SentenceTransformer, texts: list[str]) -> dict[str, 
     return {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in prep(texts).items()}
 
 
-def _scheduler(optimizer: Any, steps: int, warmup_ratio: float) -> Any:
-    from transformers import get_linear_schedule_with_warmup
-
-    return get_linear_schedule_with_warmup(optimizer, int(steps * warmup_ratio), max(1, steps))
-
-
 class Steps:
-    """One optimisation loop's bookkeeping: step the optimizer and schedule, track loss, report progress."""
+    """One optimisation loop's bookkeeping: step the optimizer and a linear warmup/decay schedule, track loss,
+    report progress with an ETA from the measured rate.
+
+    With a ``deadline`` (``time.monotonic()`` seconds) the loop re-plans its length after every step from its
+    measured speed: the schedule decays to zero at the last step that fits, and ``finished`` tells the caller
+    to stop there (a time budget cuts the epoch, it does not leave the learning rate high).
+    """
+
+    MEASURE_AFTER = 3  # steps timed before the first re-plan (the first one carries warm-up costs)
 
     def __init__(self, name: str, parameters: Any, optimizer: Any, steps: int, warmup_ratio: float,
-                 progress: Progress, clip: float | None = 1.0) -> None:
-        self.name, self.parameters, self.optimizer, self.steps = name, list(parameters), optimizer, steps
-        self.scheduler = _scheduler(optimizer, steps, warmup_ratio)
-        self.progress, self.clip = progress, clip
+                 progress: Progress, clip: float | None = 1.0, deadline: float | None = None) -> None:
+        from torch.optim.lr_scheduler import LambdaLR
+
+        self.name, self.parameters, self.optimizer = name, list(parameters), optimizer
+        self.planned = self.steps = max(1, steps)
+        self.warmup = int(self.planned * warmup_ratio)
+        self.scheduler = LambdaLR(optimizer, self._factor)
+        self.progress, self.clip, self.deadline = progress, clip, deadline
         self.done, self.losses, self.started = 0, [], time.monotonic()
+
+    def _factor(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        return max(0.0, (self.steps - step) / max(1, self.steps - self.warmup))
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.steps
+
+    @property
+    def seconds_per_step(self) -> float:
+        return (time.monotonic() - self.started) / max(1, self.done)
+
+    def _replan(self) -> None:
+        if self.deadline is None or self.done < self.MEASURE_AFTER:
+            return
+        fits = self.done + int((self.deadline - time.monotonic()) / self.seconds_per_step)
+        self.steps = max(self.done, min(self.planned, fits))
 
     def step(self, loss: Any, epoch: int, epochs: int) -> None:
         import torch
@@ -143,24 +170,30 @@ class Steps:
         self.optimizer.zero_grad()
         self.losses.append(float(loss.detach()))
         self.done += 1
-        self.progress(self.done / self.steps, f"{self.name} epoch {epoch + 1}/{epochs}, step {self.done}/{self.steps}, "
-                                              f"loss {self.recent_loss():.4f}")
+        self._replan()
+        eta = eta_text((self.steps - self.done) * self.seconds_per_step)
+        cut = f" (time budget: {self.steps} of {self.planned})" if self.steps < self.planned else ""
+        self.progress(self.done / self.steps, f"{self.name} epoch {epoch + 1}/{epochs}, step {self.done}/{self.steps}"
+                                              f"{cut}, loss {self.recent_loss():.4f}, {eta}")
 
     def recent_loss(self) -> float:
         return float(np.mean(self.losses[-20:])) if self.losses else float("nan")
 
     def summary(self) -> dict[str, Any]:
-        return {"steps": self.done, "final_loss": self.recent_loss(), "seconds": time.monotonic() - self.started}
+        return {"steps": self.done, "planned_steps": self.planned, "final_loss": self.recent_loss(),
+                "seconds": time.monotonic() - self.started, "seconds_per_step": self.seconds_per_step,
+                "cut_by_budget": self.done < self.planned}
 
 
 def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_gold: Sequence[set[int]],
                      label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = no_progress,
-                     pairs: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
+                     pairs: Sequence[tuple[int, int]] | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Fine-tune ``model`` in place with MultipleNegativesRankingLoss on positive (document, label) pairs.
 
     Args:
         doc_gold: every known gold label per document (used to keep wrong negatives out of batches).
         pairs: the (document index, label) pairs to learn from; default: every gold pair.
+        deadline: ``time.monotonic()`` by which to stop (the schedule is re-planned to end there).
 
     Raises:
         ModelError: no (document, label) pair to learn from.
@@ -188,10 +221,12 @@ def train_bi_encoder(model: SentenceTransformer, doc_texts: Sequence[str], doc_g
     if steps == 0:
         raise ModelError("No training batch could be formed (every document shares its labels); add documents.")
     loop = Steps("bi-encoder", model.parameters(), torch.optim.AdamW(model.parameters(), lr=cfg.lr), steps,
-                 cfg.warmup_ratio, progress)
+                 cfg.warmup_ratio, progress, deadline=deadline)
     model.train()
     for epoch, batches in enumerate(epoch_batches):
         for batch in batches:
+            if loop.finished:
+                break
             docs = [doc_texts[pairs[i][0]] for i in batch]
             labs = [label_texts[pairs[i][1]] for i in batch]
             loop.step(loss_fn([encoder_features(model, t) for t in (docs, labs)], None), epoch, cfg.epochs)
@@ -232,7 +267,8 @@ def cross_examples(doc_gold: Sequence[set[int]], candidates: Sequence[Sequence[i
 
 
 def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, float]], doc_texts: Sequence[str],
-                        label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = no_progress) -> dict[str, Any]:
+                        label_texts: dict[int, str], cfg: TrainConfig, progress: Progress = no_progress,
+                        deadline: float | None = None) -> dict[str, Any]:
     """Fine-tune the cross-encoder with binary cross-entropy on (document, label, target) triples."""
     import torch
 
@@ -244,10 +280,12 @@ def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, 
     bs = cfg.batch_size
     steps = cfg.cross_epochs * ((len(examples) + bs - 1) // bs)
     loop = Steps("cross-encoder", model.parameters(), torch.optim.AdamW(model.parameters(), lr=cfg.cross_lr), steps,
-                 cfg.warmup_ratio, progress)
+                 cfg.warmup_ratio, progress, deadline=deadline)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     for epoch in range(cfg.cross_epochs):
         for s in range(0, len(examples), bs):
+            if loop.finished:
+                break
             chunk = examples[s:s + bs]
             logits = scorer.logits([label_texts[lab] for _, lab, _ in chunk], [doc_texts[d] for d, _, _ in chunk])
             target = torch.tensor([t for _, _, t in chunk], dtype=torch.float32, device=scorer.device)

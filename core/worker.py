@@ -22,7 +22,7 @@ from core.config import ROOT, Settings
 from core.errors import JobCancelled, XmtcError, storage_error
 from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans
 from storage.db import Database
-from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
+from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, Worker, utcnow
 
 log = logging.getLogger("xmtc.worker")
 HEARTBEAT_INTERVAL_S = 5.0
@@ -39,6 +39,7 @@ class WorkerProcess:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._last_beat = 0.0
+        self.current_job: int | None = None
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -54,12 +55,13 @@ class WorkerProcess:
         with self.db.session() as s:
             s.execute(update(Worker).where(Worker.id == self.id).values(heartbeat_at=utcnow(), stopped=False))
 
-    def run_one(self) -> int | None:
-        """Reap orphans, claim one job and run it. Returns the job id, or None when idle."""
+    def run_one(self, only: int | None = None) -> int | None:
+        """Reap orphans, claim one job (``only``: that one) and run it. Returns the job id, or None when idle."""
         reap_orphans(self.db, self.settings.worker_heartbeat_timeout_s)
-        job = claim_next(self.db, self.id)
+        job = claim_next(self.db, self.id, only=only)
         if job is None:
             return None
+        self.current_job = job.id
         ctx = JobContext(self.db, job.id, job.project_id, dict(job.params or {}), self.id)
         done = threading.Event()
 
@@ -88,7 +90,17 @@ class WorkerProcess:
         finally:
             done.set()
             beater.join()
+            self.current_job = None
         return job.id
+
+    def abandon(self, reason: str) -> None:
+        """Give back the running job (re-queued when it has attempts left, else failed with ``reason``) and mark
+        this worker stopped: for a worker that must end now, in the middle of a job."""
+        job_id = self.current_job
+        if job_id is not None:
+            release(self.db, job_id, self.id, reason)
+        with self.db.session() as s:
+            s.execute(update(Worker).where(Worker.id == self.id).values(stopped=True))
 
     def serve(self, once: bool = False, idle_exit_s: float | None = None) -> None:
         """Loop until stopped (or after one job with ``once``, or after ``idle_exit_s`` idle)."""
@@ -109,6 +121,42 @@ class WorkerProcess:
         finally:
             with self.db.session() as s:
                 s.execute(update(Worker).where(Worker.id == self.id).values(stopped=True))
+
+
+def release(db: Database, job_id: int, worker_id: str, reason: str) -> None:
+    """Hand a running job back: queued again if it has attempts left, else failed, naming ``reason``."""
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != JOB_RUNNING or job.worker_id != worker_id:
+            return
+        if job.attempts < job.max_attempts:
+            job.status, job.worker_id, job.progress, job.message = JOB_QUEUED, None, 0.0, f"re-queued: {reason}"
+        else:
+            job.status, job.finished_at, job.message = JOB_FAILED, utcnow(), "failed: its worker stopped"
+            job.error = f"Job stopped: {reason}. Nothing it was writing was kept; start it again."
+
+
+def exit_with_parent(worker: WorkerProcess, poll_s: float = 1.0) -> threading.Thread:
+    """Watch the process that started this worker (the app); when it is gone (Ctrl-C, SIGTERM, a crash), give the
+    running job back and exit at once, even in the middle of a training step.
+
+    The parent is watched by its pid (a child is re-parented when its parent dies): the app starts workers from
+    a short-lived script thread, so the kernel's parent-death signal, which follows that thread, cannot be used.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.info("the app (pid %s) that started this worker stopped; exiting", parent)
+        try:
+            worker.abandon(f"the app that started its worker (pid {parent}) stopped")
+        finally:
+            os._exit(0)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def live_workers(db: Database, timeout_s: float) -> int:
@@ -137,6 +185,11 @@ def local_worker_running(settings: Settings) -> bool:
         return False
 
 
+def worker_command(*extra: str) -> list[str]:
+    """The command line of a worker started by the app: it lives and dies with the app's process."""
+    return [sys.executable, "-m", "core.worker", "--exit-with-parent", *extra]
+
+
 def ensure_worker(db: Database, settings: Settings) -> bool:
     """Start a local worker process when none is alive. Returns True if one was started."""
     if not settings.start_worker or live_workers(db, settings.worker_heartbeat_timeout_s):
@@ -145,7 +198,7 @@ def ensure_worker(db: Database, settings: Settings) -> bool:
         return False
     log_file = open(settings.data_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     env = {**os.environ, "XMTC_DATA_DIR": str(settings.data_dir), "XMTC_DATABASE_URL": settings.db_url}
-    subprocess.Popen([sys.executable, "-m", "core.worker"], cwd=ROOT, env=env, stdout=log_file,
+    subprocess.Popen(worker_command(), cwd=ROOT, env=env, stdout=log_file,
                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     return True
 
@@ -157,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--import", dest="modules", action="append", default=[],
                         help="extra module registering job handlers (may repeat)")
     parser.add_argument("--no-lock", action="store_true", help="do not take the local worker lock")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="exit (giving the running job back) when the process that started this one ends")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -175,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     worker = WorkerProcess(db, settings)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
+    if args.exit_with_parent:
+        exit_with_parent(worker)
     log.info("worker %s serving %s (jobs: %s)", worker.id, settings.db_url, ", ".join(sorted(HANDLERS)))
     worker.serve(once=args.once, idle_exit_s=args.idle_exit)
 

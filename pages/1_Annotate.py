@@ -11,7 +11,7 @@ from core.catalog import label_detail
 from core.errors import XmtcError
 from core.versions import active_version
 from storage.models import utcnow
-from ui.common import page_setup, run_action
+from ui.common import page_setup, refresh_when, run_action
 from ui.widgets import document_view, label_picker, paths_view, plain
 
 db, user, project_id = page_setup("Annotate")
@@ -78,8 +78,16 @@ def question_view(c) -> None:
     q = run_action(lambda: camp.claim_next(db, c.id, user.id))
     if q is None:
         progress = camp.campaign_progress(db, c.id)
-        st.info("No question is waiting for you." + (" The model is retraining; new questions arrive when it "
-                                                     "finishes." if progress.training else ""))
+        if progress.training and not progress.questions_ever:
+            st.info("Preparing the first questions: the first job serves the new labels and ranks their pools "
+                    "(about a minute on a CPU). They appear here by themselves.")
+        elif progress.training:
+            st.info("No question is waiting for you. The model is retraining; new questions appear here by "
+                    "themselves when it finishes.")
+        else:
+            st.info("No question is waiting for you: the others are with other SMEs or answered. New ones appear "
+                    "here by themselves.")
+        refresh_when(lambda: camp.question_waiting(db, c.id, user.id))
     else:
         st.session_state.setdefault(f"shown_{q.item_id}", utcnow())
         seen_version = st.session_state.get("annotate_version")
@@ -229,6 +237,7 @@ else:
     elif chosen.status == "stopped":
         st.info("This campaign is stopped (the team was satisfied); its answers are kept. Choose another.")
     elif chosen.status == "paused":
-        st.info("The lead paused this campaign; questions come back when it resumes.")
+        st.info("The lead paused this campaign; questions come back here by themselves when it resumes.")
+        refresh_when(lambda: {c.id: c.status for c in list_campaigns(db, project_id)}.get(chosen.id) != "paused")
     else:
         question_view(chosen)

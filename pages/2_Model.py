@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core import versions
-from core.catalog import label_places
+from core.catalog import label_places, training_pairs
 from core.gpl import GplConfig
-from core.model_views import explain_rows, version_table
+from core.model_views import explain_rows, training_estimate, version_table
 from core.new_labels import ADAPT_ENCODER, BUILD_POOLS, GENERATORS
 from core.ranker import LabelRanker, load_ranker
 from core.tasks import BUILD_LABEL_INDEX, TRAIN_MODEL
@@ -43,22 +43,24 @@ else:
 if user.is_admin:
     st.subheader("Train")
     defaults = TrainConfig()
-    with st.form("train_form"):
-        c = st.columns(4)
-        epochs = c[0].number_input("Epochs", 1, 20, defaults.epochs)
-        batch = c[1].number_input("Batch size", 2, 256, defaults.batch_size)
-        seq = c[2].number_input("Max sequence length", 32, 512, defaults.max_seq_length, step=32)
-        eval_docs = c[3].number_input("Test documents to evaluate", 0, 100_000, 200, step=100)
-        p = st.columns(3)
-        train_bi = p[0].checkbox("Bi-encoder", value=True)
-        train_cross = p[1].checkbox("Cross-encoder", value=True)
-        train_baseline = p[2].checkbox("Classifier baseline", value=False)
-        st.caption("About 40 minutes for both encoders on the demo's 1,600 training documents on a 2-core CPU; "
-                   "minutes on a GPU. A part left unticked is kept from the active version.")
-        if st.form_submit_button("Start training", type="primary"):
-            cfg = TrainConfig(train_bi=train_bi, train_cross=train_cross, train_baseline=train_baseline,
-                              epochs=int(epochs), batch_size=int(batch), max_seq_length=int(seq))
-            submit_job(db, user, TRAIN_MODEL, project_id, {"config": cfg.as_dict(), "eval_docs": int(eval_docs)})
+    c = st.columns(5)
+    epochs = c[0].number_input("Epochs", 1, 20, defaults.epochs, key="train_epochs")
+    batch = c[1].number_input("Batch size", 2, 256, defaults.batch_size, key="train_batch")
+    seq = c[2].number_input("Max sequence length", 32, 512, defaults.max_seq_length, step=32, key="train_seq")
+    budget = c[3].number_input("Time budget (min, 0: none)", 0, 24 * 60, 0, key="train_budget",
+                               help="The whole job (training, fitting, evaluation) aims to end within it: the encoders "
+                                    "train as long as it allows, from their measured speed.")
+    eval_docs = c[4].number_input("Test documents to evaluate (0: all)", 0, 1_000_000, 0, step=100, key="train_eval")
+    p = st.columns(3)
+    train_bi = p[0].checkbox("Bi-encoder", value=True, key="train_bi")
+    train_cross = p[1].checkbox("Cross-encoder", value=True, key="train_cross")
+    train_baseline = p[2].checkbox("Classifier baseline", value=False, key="train_baseline")
+    cfg = TrainConfig(train_bi=train_bi, train_cross=train_cross, train_baseline=train_baseline, epochs=int(epochs),
+                      batch_size=int(batch), max_seq_length=int(seq), time_budget_min=float(budget))
+    st.caption(training_estimate(all_versions, training_pairs(db, project_id), cfg)
+               + " A part left unticked is kept from the active version.")
+    if st.button("Start training", type="primary", key="train_start"):
+        submit_job(db, user, TRAIN_MODEL, project_id, {"config": cfg.as_dict(), "eval_docs": int(eval_docs)})
     c = st.columns([2, 2, 2])
     if c[0].button("Embed labels and build the label index", key="build_index"):
         submit_job(db, user, BUILD_LABEL_INDEX, project_id, max_attempts=2)

@@ -22,10 +22,7 @@ db, user, project_id = page_setup("Taxonomy")
 CHILDREN_SHOWN = 60
 
 info = overview(db, project_id)
-c = st.columns(3)
-c[0].metric("Version", info.taxonomy_version or "none")
-c[1].metric("Labels", f"{info.labels:,}")
-c[2].metric("Deprecated", f"{info.labels_deprecated:,}")
+header = st.container()  # filled at the end of the run, so that it counts an edit made below
 if not info.labels:
     st.info("This project has no taxonomy yet: an admin imports one (or builds the demo project) on the start page.")
     st.stop()
@@ -95,13 +92,18 @@ with tabs[0]:
     if current is not None:
         st.button("Back to the top level", key="tax_top", on_click=go, args=(None,))
         label_view(current)
-    children, total = children_of(db, project_id, current, CHILDREN_SHOWN)
+    more_key = f"tax_shown_{current}"
+    shown = st.session_state.get(more_key, CHILDREN_SHOWN)
+    children, total = children_of(db, project_id, current, shown)
     st.markdown(f"**{'Narrower labels' if current is not None else 'Top-level labels'} ({total:,})**"
-                + (f", the first {CHILDREN_SHOWN} by name" if total > CHILDREN_SHOWN else ""))
+                + (f", the first {len(children):,} by name" if total > len(children) else ""))
     cols = st.columns(3)
     for n, (i, name, below) in enumerate(children):
         cols[n % 3].button(plain(f"{name} ({below})" if below else name), key=f"child_{i}", on_click=go, args=(i,),
                            width="stretch")
+    if total > len(children):
+        st.button(f"Show {min(CHILDREN_SHOWN, total - len(children)):,} more of {total - len(children):,}",
+                  key="tax_more", on_click=lambda: st.session_state.update({more_key: shown + CHILDREN_SHOWN}))
 
 with tabs[1]:
     if not user.is_admin:
@@ -207,3 +209,11 @@ with tabs[3]:
                          "document_labels.jsonl", "application/jsonl", key="dl_doc_jsonl", on_click="ignore")
     c[2].download_button("Annif TSV corpus (gold)", lambda: exports.annif_tsv(db, project_id), "corpus.tsv",
                          "text/tab-separated-values", key="dl_annif", on_click="ignore")
+
+with header:  # after any edit above: the counts include it
+    now = overview(db, project_id)
+    c = st.columns(3)
+    c[0].metric("Labels", f"{now.labels:,}")
+    c[1].metric("Deprecated", f"{now.labels_deprecated:,}")
+    c[2].metric("Labels in use", f"{now.labels_in_use:,}")
+    st.markdown(f"**Version:** {plain(now.taxonomy_version or 'none')}")

@@ -69,6 +69,18 @@ class User(Base):
         return self.role == ROLE_ADMIN
 
 
+class UserSession(Base):
+    """A server-side sign-in session: the browser holds the random token in a cookie, the database only its hash."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
 class Project(Base):
     __tablename__ = "projects"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,6 +305,24 @@ class Annotation(Base):
 
 RATER_SME = "sme"
 RATER_LLM = "llm"
+
+
+class UndoneAnswer(Base):
+    """The trail of undo: an answer an SME took back, as it was, and when. ``annotations`` keeps each SME's latest
+    answer (what training, exports and agreement read); this table keeps what was first answered."""
+
+    __tablename__ = "undone_answers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(Integer)  # the row it was in annotations
+    queue_item_id: Mapped[int] = mapped_column(ForeignKey("queue_items.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    answer: Mapped[str] = mapped_column(String(10))
+    answered_at: Mapped[dt.datetime]
+    seconds: Mapped[float | None] = mapped_column(Float)
+    undone_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Rating(Base):

@@ -211,3 +211,8 @@ def empty_version(db, project_id: int, models_dir: Path, kind: str = "bicross", 
 
     return register_version(db, project_id, kind, write_bundle(models_dir, project_id, kind, lambda folder: {}),
                             config or {}, metrics or {}, None, activate=activate)
+
+
+def job_params(job) -> dict:
+    """A job's own parameters, without the settings every job carries (``params["settings"]``)."""
+    return {k: v for k, v in (job.params or {}).items() if k != "settings"}

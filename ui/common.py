@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core import auth
 from core.config import Settings
 from core.errors import XmtcError
-from core.jobs import JobView, enqueue, list_jobs, load_handlers, reap_orphans, request_cancel
+from core.jobs import JobView, enqueue, eta_text, list_jobs, load_handlers, reap_orphans, request_cancel
 from core.worker import ensure_worker
 from storage.db import Database
 from storage.models import ROLE_ADMIN, User
@@ -58,29 +58,75 @@ def database() -> Database:
         st.stop()
 
 
+SESSION_COOKIE = "xmtc_session"
+
+
+def _cookie_sync() -> None:
+    """Write (after sign-in) or delete (after sign-out) the session cookie in the browser.
+
+    The cookie is set by extra-streamlit-components' cookie manager (SameSite=Strict, path /, the session's
+    expiry); its component answers True once the browser has done it, and is drawn until then. It is read back on
+    a reload from the request itself (``st.context.cookies``). The token is random and only its hash is stored;
+    never in the URL.
+    """
+    pending = st.session_state.get("cookie_pending")
+    if not pending:
+        return
+    from extra_streamlit_components import CookieManager
+
+    with st.sidebar:
+        manager = CookieManager(key="xmtc_cookies")
+        if pending[0] == "set":
+            _, token, expires = pending
+            done = manager.cookie_manager(method="set", cookie=SESSION_COOKIE, value=token, key=f"cookie_set_{token[:8]}",
+                                          options={"path": "/", "expires": expires, "sameSite": "strict"}, default=False)
+        else:
+            done = manager.cookie_manager(method="delete", cookie=SESSION_COOKIE, key=f"cookie_delete_{pending[1]}",
+                                          default=False)
+    if done:
+        st.session_state.pop("cookie_pending", None)
+
+
 def current_user(db: Database) -> CurrentUser | None:
-    user_id = st.session_state.get("user_id")
-    if user_id is None:
+    """The user of this browser session: from the session token (this tab's, or the cookie's after a reload),
+    checked against the database on every run (a revoked or expired session signs out)."""
+    _cookie_sync()
+    token = st.session_state.get("session_token")
+    if token is None and not st.session_state.get("signed_out"):
+        cookie = st.context.cookies.get(SESSION_COOKIE)
+        token = cookie if isinstance(cookie, str) else None
+    user = auth.session_user(db, token) if token else None
+    if user is None:
+        for key in ("session_token", "user_id"):
+            st.session_state.pop(key, None)
         return None
-    with db.session() as s:
-        user = s.get(User, user_id)
-        if user is None:
-            st.session_state.pop("user_id", None)
-            return None
-        return CurrentUser(user.id, user.username, user.role)
+    st.session_state["session_token"] = token
+    st.session_state["user_id"] = user.id
+    return CurrentUser(user.id, user.username, user.role)
 
 
-def sign_out() -> None:
-    for key in ("user_id", "project_id"):
+def sign_in(db: Database, user_id: int) -> None:
+    """Open a server-side session for ``user_id`` in this tab; its cookie is written on the next run."""
+    token, expires = auth.start_session(db, user_id)
+    st.session_state["session_token"] = token
+    st.session_state["user_id"] = user_id
+    st.session_state["cookie_pending"] = ("set", token, expires.isoformat())
+    st.session_state.pop("signed_out", None)
+
+
+def sign_out(db: Database) -> None:
+    auth.end_session(db, st.session_state.get("session_token"))
+    for key in ("session_token", "user_id", "project_id"):
         st.session_state.pop(key, None)
-    st.session_state["signed_out"] = True  # the next run goes to the sign-in page
+    st.session_state["signed_out"] = True  # the next run goes to the sign-in page (the old cookie is revoked)
+    st.session_state["cookie_pending"] = ("delete", uuid.uuid4().hex[:8])
 
 
 def sidebar(db: Database, user: CurrentUser) -> int | None:
     """Signed-in user, sign-out and the project picker; returns the chosen project id."""
     with st.sidebar:
         st.caption(f"Signed in as **{plain(user.username)}** ({user.role})")
-        st.button("Sign out", on_click=sign_out, key="sign_out")
+        st.button("Sign out", on_click=sign_out, args=(db,), key="sign_out")
         with db.session() as s:
             projects = [(p.id, p.name) for p in auth.visible_projects(s, s.get(User, user.id))]
         if not projects:
@@ -101,7 +147,7 @@ def page_setup(title: str, icon: str = "") -> tuple[Database, CurrentUser, int]:
     db = database()
     user = current_user(db)
     if user is None and st.session_state.pop("signed_out", False):
-        st.switch_page("app.py")
+        st.switch_page("overview.py")
     if user is None:
         st.title(title)
         st.warning("You are not signed in. Sign in on the start page first.")
@@ -192,8 +238,11 @@ def job_summary(result: dict[str, Any]) -> str:
     """One line about what a finished job produced (an import report, or test metrics per model)."""
     if result.get("report"):
         return str(result["report"])
-    parts = [f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out["metrics"].items())
+    parts = [f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out["metrics"].items() if k != "test_docs")
+             + (f" on {out['metrics']['test_docs']:,} test documents" if "test_docs" in out["metrics"] else "")
              for name, out in result.items() if isinstance(out, dict) and out.get("metrics")]
+    if result.get("warning"):
+        parts.append(str(result["warning"]))
     return "; ".join(parts)
 
 
@@ -209,10 +258,24 @@ def _render_jobs(db: Database, jobs: list[JobView], user: CurrentUser) -> bool:
         elif job.status == "done" and job_summary(job.result):
             cols[1].progress(1.0, text=plain(f"done: {job_summary(job.result)}"))
         else:
-            cols[1].progress(job.progress, text=plain(job.message or job.status))
+            eta = job.eta_s()
+            text = (job.message or job.status) + (f" · {eta_text(eta)} for the whole job" if eta is not None else "")
+            cols[1].progress(job.progress, text=plain(text))
         if job.active and user.is_admin and not job.cancel_requested:
             cols[2].button("Cancel", key=f"cancel_job_{job.id}", on_click=request_cancel, args=(db, job.id, user.id))
     return any(j.active for j in jobs)
+
+
+def refresh_when(ready: Callable[[], bool], every_s: float = 3.0) -> None:
+    """Poll ``ready`` every few seconds in a fragment and re-run the whole page once it is true (e.g. a question
+    has arrived), so a page that waits never needs a reload."""
+
+    @st.fragment(run_every=every_s)
+    def poll() -> None:
+        if ready():
+            st.rerun()
+
+    poll()
 
 
 def job_panel(db: Database, project_id: int | None, user: CurrentUser, kinds: tuple[str, ...] = (),

@@ -61,3 +61,25 @@ def test_annotators_see_only_their_projects_and_are_not_admins(db):
     with pytest.raises(PermissionDenied):
         auth.require_admin(annotator)
     auth.require_admin(admin)
+
+
+def test_a_session_token_signs_in_until_it_expires_or_is_revoked(db):
+    from core.auth import authenticate, change_password, create_user, end_session, session_user, start_session
+    from storage.models import UserSession, utcnow
+
+    user = create_user(db, "sam", "long enough")
+    token, expires = start_session(db, user.id)
+    assert session_user(db, token).username == "sam"
+    with db.session() as s:  # only the hash is stored
+        assert token not in {row.token_hash for row in s.query(UserSession)}
+    assert session_user(db, token, now=expires + dt.timedelta(seconds=1)) is None
+    assert session_user(db, token + "x") is None and session_user(db, None) is None
+    other, _ = start_session(db, user.id)
+    end_session(db, token)  # sign-out ends this session only
+    assert session_user(db, token) is None and session_user(db, other).id == user.id
+    with pytest.raises(AuthError, match="current password is wrong"):
+        change_password(db, user.id, "not it at all", "another long one")
+    assert session_user(db, other) is not None
+    change_password(db, user.id, "long enough", "another long one")  # every session ends
+    assert session_user(db, other) is None
+    assert authenticate(db, "sam", "another long one", now=utcnow()).id == user.id

@@ -22,6 +22,7 @@ from core.campaigns import (
 from core.errors import XmtcError
 from core.new_labels import store_pools
 from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
+from tests.fakes import job_params
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -39,7 +40,7 @@ def test_creating_a_campaign_queues_its_first_iteration(world):
     cid = campaign(world)
     with world["db"].session() as s:
         jobs = s.scalars(select(Job)).all()
-    assert [(j.kind, j.params) for j in jobs] == [("al_iteration", {"campaign_id": cid})]
+    assert [(j.kind, job_params(j)) for j in jobs] == [("al_iteration", {"campaign_id": cid})]
 
 
 def test_bad_campaigns_are_refused_with_a_reason(world):
@@ -98,6 +99,11 @@ def test_undo_gives_the_question_back_and_skip_passes_it_to_someone_else(world):
     assert undo_last(db, cid, a, T0) == q.item_id
     assert claim_next(db, cid, a, T0).item_id == q.item_id  # shown again to a
     answer(db, q.item_id, a, "skip", now=T0)
+    from storage.models import Annotation, UndoneAnswer
+
+    with db.session() as s:  # the first answer stays in the trail; only the latest one counts
+        assert [(u.queue_item_id, u.user_id, u.answer) for u in s.query(UndoneAnswer)] == [(q.item_id, a, "no")]
+        assert [x.answer for x in s.query(Annotation).filter_by(queue_item_id=q.item_id)] == ["skip"]
     assert claim_next(db, cid, a, T0).item_id != q.item_id  # a skipped it: not a's again
     assert claim_next(db, cid, b, T0).item_id == q.item_id  # back in the queue for b
     assert undo_last(db, cid, world["users"][2]) is None
@@ -235,3 +241,17 @@ def test_a_label_deleted_mid_campaign_is_no_longer_asked_about(world):
         asked.append(q.label_id)
         answer(db, q.item_id, a, "no", now=T0)
     assert asked and set(asked) == {world["labels"]["card"]}
+
+
+def test_question_waiting_tells_a_waiting_page_what_claim_next_would_do(world):
+    from core.campaigns import question_waiting
+
+    db, (a, b, _) = world["db"], world["users"]
+    cid = create_campaign(db, world["pid"], "c", [world["labels"]["onc"]], None, CampaignConfig())
+    assert not question_waiting(db, cid, a, T0)  # the first fill has not come yet
+    add_questions(db, cid, [(world["docs"][0], world["labels"]["onc"])], None, 0)
+    assert question_waiting(db, cid, a, T0) and question_waiting(db, cid, b, T0)
+    q = claim_next(db, cid, a, T0)
+    assert question_waiting(db, cid, a, T0) and not question_waiting(db, cid, b, T0)  # a holds it
+    answer(db, q.item_id, a, "skip", now=T0)  # back in the queue, but never for a again
+    assert not question_waiting(db, cid, a, T0) and question_waiting(db, cid, b, T0)

@@ -131,3 +131,30 @@ def test_import_without_taxonomy_is_refused(db, tmp_path):
     report = ImportReport()
     with pytest.raises(ImportFailed, match="import the taxonomy first"):
         import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS_CSV), MAPPING, report), report)
+
+
+def test_a_corpus_without_a_test_split_holds_out_a_seeded_share_and_says_so(db, project, tmp_path):
+    rows = "\n".join(f"{i},Title {i},Abstract {i}.,Cardiology" for i in range(1, 21))
+    path = write(tmp_path / "c.csv", "doc_id,title,abstract,tags\n" + rows + "\n")
+
+    def held(pid: int, seed: int) -> list[str]:
+        report = ImportReport()
+        import_corpus(db, pid, read_csv(path, ColumnMapping(id="doc_id", labels="tags"), report), report,
+                      holdout=0.2, seed=seed)
+        assert report.stats["held_out_test"] == 4 and "4 of its 20 documents (20%, chosen with seed" in report.warnings[-1]
+        with db.session() as s:
+            splits = dict(s.execute(select(Document.external_id, Document.split).where(Document.project_id == pid)).all())
+        assert sorted(set(splits.values())) == ["test", "train"]
+        return sorted(k for k, v in splits.items() if v == "test")
+
+    first = held(project, 0)
+    again = create_project(db, "again")
+    import_taxonomy(db, again, read_taxonomy(write(tmp_path / "tax2.csv", TAXONOMY_CSV)), "v1")
+    assert held(again, 0) == first  # seeded: the same documents every time
+    # a corpus that has its own test split keeps it: nothing is held out
+    other = create_project(db, "own split")
+    import_taxonomy(db, other, read_taxonomy(write(tmp_path / "tax3.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    import_corpus(db, other, read_csv(write(tmp_path / "own.csv", CORPUS_CSV),
+                                      ColumnMapping(id="doc_id", labels="tags", split="split"), report), report, holdout=0.2)
+    assert "held_out_test" not in report.stats

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from sqlalchemy import update
 
@@ -135,3 +136,50 @@ def test_a_worker_process_runs_queued_jobs_and_exits_when_idle(db, data_dir):
     proc = _spawn_worker(data_dir, "--idle-exit", "1")
     assert wait_for(db, job_id, timeout_s=60).status == "done"
     assert proc.wait(timeout=60) == 0
+
+
+APP = """
+import subprocess, sys, time
+from core.worker import worker_command
+subprocess.Popen(worker_command("--import", "tests.fakes"), start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state  # exited, waiting to be reaped by whoever adopted it
+
+
+def test_killing_the_app_stops_the_worker_it_started_and_gives_its_job_back(db, data_dir):
+    """The worker the app starts (``worker_command``) watches the app: SIGKILL the app mid-job, and the worker
+    exits within seconds, handing the job back (re-queued, as it has attempts left)."""
+    from storage.models import Worker
+
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 120}, max_attempts=2)
+    env = {**os.environ, "XMTC_DATA_DIR": str(data_dir)}
+    app = subprocess.Popen([sys.executable, "-c", APP], cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while get_job(db, job_id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert get_job(db, job_id).status == "running"
+        with db.session() as s:
+            pid = s.query(Worker.pid).scalar()
+        app.send_signal(signal.SIGKILL)
+        app.wait()
+        deadline = time.monotonic() + 15
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(pid), "the worker outlived the app"
+        job = get_job(db, job_id)
+        assert job.status == "queued" and "the app that started its worker" in job.message
+        with db.session() as s:
+            assert s.query(Worker.stopped).scalar() is True
+    finally:
+        if app.poll() is None:
+            app.kill()

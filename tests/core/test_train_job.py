@@ -32,7 +32,7 @@ def test_the_training_job_creates_versions_with_metrics_and_activates_bicross(db
     import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS), mapping, report), report)
     cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1,
                       train_baseline=True, baseline_epochs=1)
-    job_id = enqueue(db, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": 1})
+    job_id = enqueue(db, "train_model", pid, {"config": cfg.as_dict()})
     worker = WorkerProcess(db, Settings.from_env())
     worker.register()
     worker.run_one()
@@ -43,6 +43,28 @@ def test_the_training_job_creates_versions_with_metrics_and_activates_bicross(db
     assert active_version(db, pid).kind == "bicross"
     assert set(kinds["bicross"].metrics) >= {"P@1", "P@5", "R@10", "nDCG@10", "R@30"}
     assert kinds["bicross"].config["bi.steps"] >= 1 and kinds["bicross"].config["epochs"] == 1
+    assert kinds["bicross"].metrics["test_docs"] == 1  # every test document by default, and the metrics say how many
+    assert not kinds["bicross"].config["bi.cut_by_budget"]
+
+
+def test_a_time_budget_cuts_training_and_the_job_says_how_long_it_took(db, tmp_path):
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    report = ImportReport()
+    import_corpus(db, pid, read_csv(write(tmp_path / "c.csv", CORPUS), ColumnMapping(id="doc_id", labels="tags", split="split"),
+                                    report), report)
+    # 6 epochs of 2 batches planned; a 3-second budget leaves no time after the fixed reserve: the loop stops after
+    # the 3 steps it times, with its schedule ended there.
+    cfg = TrainConfig(batch_size=3, max_seq_length=48, epochs=6, train_cross=False, time_budget_min=0.05)
+    job_id = enqueue(db, "train_model", pid, {"config": cfg.as_dict()})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    job = get_job(db, job_id)
+    assert job.status == "done", job.error
+    version = active_version(db, pid)
+    assert version.config["bi.cut_by_budget"] and version.config["bi.steps"] == 3 < version.config["bi.planned_steps"]
+    assert version.config["budget.reserved_seconds"] > 0 and 0 < job.result["minutes"] < 5
 
 
 def test_training_a_project_without_gold_labels_fails_with_a_message(db, tmp_path):

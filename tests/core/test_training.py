@@ -136,3 +136,65 @@ def test_a_new_label_is_served_without_retraining(tiny_fit):
     assert 42 in [p.label_id for p in top]
     ranker.remove_labels([42])
     assert 42 not in [p.label_id for p in ranker.rank(["Pancreatic neoplasms"], k=5, rerank=False)[0]]
+
+
+def _loop(steps: int, deadline: float | None, clock: list[float]):
+    import torch
+
+    from core.training import Steps
+
+    weight = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    messages: list[str] = []
+    loop = Steps("toy", [weight], optimizer, steps, 0.1, lambda p, m: messages.append(m), deadline=deadline)
+    loop.started = clock[0]
+    return loop, weight, optimizer, messages
+
+
+def test_a_deadline_cuts_the_loop_and_the_schedule_still_decays_to_zero(monkeypatch):
+    from core import training
+
+    clock = [1000.0]
+    monkeypatch.setattr(training.time, "monotonic", lambda: clock[0])
+    loop, weight, optimizer, messages = _loop(100, deadline=1000.0 + 10.0, clock=clock)
+    while not loop.finished:
+        clock[0] += 1.0  # each step takes one second: ten fit before the deadline
+        loop.step((weight * 2).sum(), 0, 1)
+    assert loop.done == 10 and loop.summary()["cut_by_budget"] and loop.summary()["planned_steps"] == 100
+    assert optimizer.param_groups[0]["lr"] == 0.0  # the last step that fits ends the decay
+    assert "time budget: 10 of 100" in messages[-1] and "ETA 0 s" in messages[-1]
+    assert "ETA 7 s" in messages[2]  # after 3 steps of 1 s, 7 remain
+
+
+def test_without_a_deadline_the_schedule_is_the_linear_warmup_and_decay(monkeypatch):
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    clock = [0.0]
+    loop, weight, optimizer, _ = _loop(20, None, clock)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    ref = get_linear_schedule_with_warmup(ref_opt, 2, 20)
+    while not loop.finished:
+        loop.step((weight * 2).sum(), 0, 1)
+        ref_opt.step()
+        ref.step()
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
+    assert loop.done == 20 and not loop.summary()["cut_by_budget"]
+
+
+def test_the_budget_plan_reserves_the_work_after_training_and_splits_the_rest():
+    import time
+
+    from core.bicross import BudgetPlan
+
+    now = time.monotonic()
+    bi_only = BudgetPlan.make(now + 600, TrainConfig(train_cross=False), 0.01, 8000, 1440, 160, 1000)
+    # 0.1*8000 + 1.2*1440 + 1.5*(160+1000) = 4268 documents' worth, 42.7 s, + 30 s fixed, x 1.3
+    assert bi_only.reserved_seconds == pytest.approx(1.3 * (42.68 + 30.0))
+    assert bi_only.bi_deadline == pytest.approx(now + 600 - bi_only.reserved_seconds) and bi_only.cross_deadline is None
+    both = BudgetPlan.make(now + 1200, TrainConfig(), 0.01, 8000, 1440, 160, 1000)
+    assert both.reserved_seconds > bi_only.reserved_seconds  # the cross-encoder's scoring is reserved too
+    assert now < both.bi_deadline < both.cross_deadline == pytest.approx(now + 1200 - both.reserved_seconds)
+    assert (both.bi_deadline - now) / (both.cross_deadline - now) == pytest.approx(0.6, abs=0.01)
+    late = BudgetPlan.make(now + 60, TrainConfig(), 0.01, 8000, 1440, 160, 1000)  # more to do than the budget holds
+    assert late.bi_deadline <= late.cross_deadline <= now + 1  # both loops stop after their few measured steps

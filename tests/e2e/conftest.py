@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,42 +33,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class StreamlitServer:
+    """``streamlit run app.py`` on a free local port over ``data_dir``, with ``env`` on top of this process's."""
+
+    def __init__(self, tmp_path: Path, data_dir: Path, **env: str) -> None:
+        full = {**os.environ, "XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0", "PYTHONUNBUFFERED": "1", **env}
+        full.pop("XMTC_DATABASE_URL", None)
+        self.log_path = tmp_path / "streamlit.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop(), after the process)
+        port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                                      str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                                      "--browser.gatherUsageStats", "false"], cwd=ROOT, env=full, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"streamlit did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Stop the app as Ctrl-C would (SIGINT), then make sure it is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
 @pytest.fixture
 def app_server(tmp_path):
     """Seed a private data folder, then start ``streamlit run app.py`` on it; yields (base url, data folder, world)."""
     data_dir = tmp_path / "var"
     world = seed(data_dir)
-    env = {**os.environ, "XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("XMTC_DATABASE_URL", None)
-    port = free_port()
-    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 (closed below, after the process)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            raise RuntimeError(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
-        time.sleep(0.3)
+    server = StreamlitServer(tmp_path, data_dir)
     try:
-        yield url, data_dir, world
+        yield server.url, data_dir, world
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path, demo_mirror):
+    """The app on an empty data folder, as after a fresh clone: it starts its own worker, no demo folder is
+    configured, and the demo's public files come from the local stand-in server."""
+    server = StreamlitServer(tmp_path, tmp_path / "var", XMTC_START_WORKER="1", XMTC_DEMO_DATA="",
+                             XMTC_DEMO_MIRROR=demo_mirror.url, XMTC_HEARTBEAT_TIMEOUT="60")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

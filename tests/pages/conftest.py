@@ -23,7 +23,7 @@ from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, empty_version, write
 PAGES = ["pages/1_Annotate.py", "pages/2_Model.py", "pages/3_Evaluate.py", "pages/4_Taxonomy.py"]
 
 
-def app(path: str = "app.py") -> AppTest:
+def app(path: str = "overview.py") -> AppTest:
     return AppTest.from_file(str(ROOT / path), default_timeout=60)
 
 
@@ -41,8 +41,15 @@ def seeded(db, tmp_path):
 
 
 def signed_in(path: str, user_id: int) -> AppTest:
+    """The page as ``user_id`` sees it, signed in with a real server-side session."""
+    from core.config import Settings
+    from storage.db import Database
+
+    db = Database(Settings.from_env().db_url)
+    token, _ = auth.start_session(db, user_id)
+    db.dispose()
     at = app(path)
-    at.session_state["user_id"] = user_id
+    at.session_state["session_token"] = token
     return at.run()
 
 
