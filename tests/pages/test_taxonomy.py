@@ -42,7 +42,7 @@ def test_an_admin_adds_a_label_and_deprecates_another_and_the_model_is_asked_to_
     form_inputs[0].set_value("Cardio-Oncology")
     next(t for t in at.text_area if t.label.startswith("Parents")).set_value("card\nOncology")
     next(b for b in at.button if b.label == "Add the label").click().run()
-    assert "Added 'Cardio-Oncology'" in texts(at)
+    assert "Added 'Cardio-Oncology'" in texts(at) and "Labels 6" in texts(at)  # the header counts it at once
     with db.session() as s:
         new = s.scalar(select(Label).where(Label.pref_label == "Cardio-Oncology"))
         assert {p.pref_label for p in new.parents} == {"Cardiology", "Oncology"}
@@ -103,3 +103,22 @@ def test_a_bad_update_is_reported_and_exports_are_offered(seeded):
     assert not [b for b in at.button if b.key == "tax_apply"]
     labels = {b.label for b in at.get("download_button")}
     assert labels == {"Taxonomy as SKOS (Turtle)", "Taxonomy as CSV", "CSV", "JSON Lines", "Annif TSV corpus (gold)"}
+
+
+def test_every_level_pages_through_its_labels(seeded, tmp_path):
+    from core.imports import import_taxonomy
+    from core.projects import create_project
+    from core.taxonomy import read_taxonomy
+    from tests.fakes import write
+
+    db = seeded["db"]
+    pid = create_project(db, "AAA many roots")  # first by name: the page opens it
+    rows = "\n".join(f"r{i:02d},Root {i:02d},,," for i in range(70))
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "many.csv", "id,label,parents,alt_labels,description\n"
+                                                 + rows + "\n")), "v1")
+    at = signed_in("pages/4_Taxonomy.py", seeded["admin"])
+    assert "**Top-level labels (70)**, the first 60 by name" in texts(at)
+    assert "Root 59" in [shown(b.label) for b in at.button] and "Root 60" not in [shown(b.label) for b in at.button]
+    button(at, "Show 10 more of 10").click().run()
+    assert "**Top-level labels (70)**" in texts(at)
+    assert "Root 69" in [shown(b.label) for b in at.button] and "the first 60 by name" not in texts(at)
