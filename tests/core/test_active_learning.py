@@ -246,3 +246,18 @@ def test_a_new_label_counts_as_seen_once_it_has_enough_confirmed_documents(ranke
     al.cfg.seen_after = 0  # the default: never counted as trained on, whatever the answers
     al.record([(15, 100)], ["yes"])
     assert ranker.table.freq[ranker.table.row(100)] == 0.0
+
+
+def test_the_cross_encoder_learns_no_answers_as_negatives_of_their_label(ranker, monkeypatch):
+    from core import active_learning
+
+    seen: list[list[tuple[int, int, float]]] = []
+    real = active_learning.train_cross_encoder
+    monkeypatch.setattr(active_learning, "train_cross_encoder",
+                        lambda scorer, examples, *a, **k: seen.append(list(examples)) or real(scorer, examples, *a, **k))
+    al = cycle(ranker, cross_negatives=0, recall_ratio=0.0, replay_ratio=0.0, cross_replay_docs=0)
+    al.record([(10, 100), (11, 100), (14, 100)], ["yes", "no", "no"])
+    al.train()
+    docs = sorted({10, 11, 14})  # the examples' document indices follow the sorted answered documents
+    triples = {(docs[i], lab, t) for i, lab, t in seen[0]}
+    assert triples == {(10, 100, 1.0), (11, 100, 0.0), (14, 100, 0.0)}  # each "no" is a negative of its label

@@ -192,6 +192,9 @@ def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world
     errors: list[Exception] = []
     lock = threading.Lock()
 
+    lost: list[str] = []  # an answer given within its lease and refused: a lease lost
+    late: list[str] = []  # an answer given after walking away past the lease and refused: expected
+
     def sme(user_id: int, seed: int) -> None:
         rng = random.Random(seed)
         deadline = time.monotonic() + 4
@@ -201,14 +204,18 @@ def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world
                 if q is None:
                     time.sleep(0.05)
                     continue
-                if rng.random() < 0.1:
-                    time.sleep(1.1)  # walks away: the lease runs out, the late answer may be refused
+                walked_away = rng.random() < 0.1
+                if walked_away:
+                    time.sleep(1.1)  # the lease runs out: the late answer may be refused
                 value = rng.choice(["yes", "no", "unsure", "skip"])
-                answer(db, q.item_id, user_id, value)
+                try:
+                    answer(db, q.item_id, user_id, value)
+                except AnswerConflict as exc:
+                    with lock:
+                        (late if walked_away else lost).append(str(exc))
+                    continue
                 with lock:
                     stored.append((q.item_id, user_id, value))
-            except AnswerConflict:
-                pass
             except Exception as exc:  # anything else is a bug
                 errors.append(exc)
                 return
@@ -219,6 +226,8 @@ def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world
     for t in threads:
         t.join()
     assert not errors, errors
+    assert lost == [], lost  # no answer within its lease was refused
+    assert all("taken over by another SME" in m or "answered" in m for m in late), late
     with db.session() as s:
         rows = s.execute(select(Annotation.queue_item_id, Annotation.user_id, Annotation.answer)).all()
         items = {i.id: i for i in s.scalars(select(QueueItem).where(QueueItem.campaign_id == cid))}

@@ -44,3 +44,25 @@ def test_documents_without_text_give_a_clear_error(models):
     encoder, teacher = models
     with pytest.raises(ModelError, match="no query"):
         mine(encoder, teacher, [("", "")], TitleQueries(), GplConfig())
+
+
+class OverlapTeacher:
+    """A teacher whose score is the number of words a query shares with a document."""
+
+    @staticmethod
+    def score(q: str, d: str) -> float:
+        return float(len(set(q.lower().split()) & set(d.lower().replace(".", " ").split())))
+
+    def logits_np(self, queries, docs):
+        return np.array([self.score(q, d) for q, d in zip(queries, docs, strict=True)])
+
+
+def test_each_margin_is_the_teachers_positive_score_minus_its_negative_score(models):
+    encoder, _ = models
+    docs = [("pancreatic cancer", "pancreatic cancer resection outcomes."), ("childhood asthma", "asthma in children."),
+            ("myocardial infarction", "acute myocardial infarction and angioplasty.")]
+    ex = mine(encoder, OverlapTeacher(), docs, TitleQueries(), GplConfig(negatives_per_query=2))
+    expected = [OverlapTeacher.score(q, p) - OverlapTeacher.score(q, n)
+                for q, p, n in zip(ex.queries, ex.positives, ex.negatives, strict=True)]
+    assert ex.margins == expected
+    assert all(m > 0 for m in ex.margins)  # each title shares words with its own abstract only: positive margins

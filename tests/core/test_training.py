@@ -198,3 +198,11 @@ def test_the_budget_plan_reserves_the_work_after_training_and_splits_the_rest():
     assert (both.bi_deadline - now) / (both.cross_deadline - now) == pytest.approx(0.6, abs=0.01)
     late = BudgetPlan.make(now + 60, TrainConfig(), 0.01, 8000, 1440, 160, 1000)  # more to do than the budget holds
     assert late.bi_deadline <= late.cross_deadline <= now + 1  # both loops stop after their few measured steps
+
+
+def test_cross_encoder_negatives_come_only_from_the_top_k_candidates():
+    cfg = TrainConfig(cross_negatives=10, cross_top_k=3)
+    candidates = [[7, 1, 8, 9, 10, 11, 12]]  # 1 is gold; the top 3 hold two wrong labels, 7 and 8
+    examples = cross_examples([{1}], candidates, cfg, random.Random(0))
+    assert {lab for _, lab, t in examples if t == 0.0} == {7, 8}
+    assert {lab for _, lab, t in examples if t == 1.0} == {1}
