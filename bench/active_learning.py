@@ -337,7 +337,7 @@ def render(r: dict, name: str = "active_learning") -> str:
         "",
         f"- Ceiling (the same model trained with the new labels' full TRAIN gold): new R@10 BiCross "
         f"{_f(r.get('ceiling_new_R@10'))}, first stage {_f(r.get('ceiling_new_R@10_first'))}; "
-        f"Annif with full gold {PEER:.3f}.",
+        f"Annif 1.4.3 with full gold {PEER:.3f} (same split and machine kind, as given in issue 14).",
         f"- BiCross at 30 / 100 answers per label: {_f(r.get('new_R@10_at_30'))} / {_f(r.get('new_R@10_at_100'))} "
         f"({_f(r.get('fraction_of_ceiling'))} of the ceiling); answers per label to reach 90% of the ceiling "
         f"(first stage): " + ", ".join(f"{v} {x if x is not None else 'not reached'}"

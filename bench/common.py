@@ -63,3 +63,35 @@ def temp_data_dir(**env: str) -> Iterator[Path]:
         os.environ.update({"XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0", **env})
         os.environ.pop("XMTC_DATABASE_URL", None)
         yield data_dir
+
+
+# Each generated section of BENCHMARKS.md (and its results file bench/results/<section>.json) -> the bench module
+# whose ``render(results[, section])`` wrote it.
+SECTIONS = {
+    "ranking": "bench.ranking", "ranking_gpu": "bench.ranking", "label_text": "bench.label_text",
+    "cross_more": "bench.cross_more", "active_learning": "bench.active_learning", "annotate": "bench.annotate",
+    "load": "bench.annotate", "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
+    "judge": "bench.judge", "first_hour": "bench.first_hour",
+}
+
+
+def render_section(section: str) -> str:
+    """A section as its bench renders it from its results file."""
+    import importlib
+    import json
+
+    render = importlib.import_module(SECTIONS[section]).render
+    results = json.loads((ROOT / "bench" / "results" / f"{section}.json").read_text())
+    return render(results, section) if SECTIONS[section] == "bench.active_learning" else render(results)
+
+
+def main() -> None:
+    """``python -m bench.common``: rewrite every generated section of BENCHMARKS.md from its results file (after a
+    change to a bench's rendering); readings written outside the blocks stay."""
+    for section in SECTIONS:
+        update_benchmarks(section, render_section(section))
+        print(f"rendered {section}")
+
+
+if __name__ == "__main__":
+    main()

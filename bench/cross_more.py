@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from pathlib import Path
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
@@ -42,15 +43,21 @@ def main(argv: list[str] | None = None) -> None:
     fusion = fit_second_stage(ranker, Validation([train[i][0] for i in val], [train[i][1] for i in val]))
     metrics = evaluate_ranker(ranker, [t for t, _ in test], [g for _, g in test], progress=progress_printer("eval"))
     log(f"after more cross-encoder training: {metrics} (fusion {fusion})")
-    result = {"metrics": metrics, "fusion": fusion, "cross": stats, "machine": machine(), "command": command}
+    result = {"metrics": metrics, "fusion": fusion, "cross": stats, "epochs": args.epochs, "machine": machine(),
+              "command": command}
     (ROOT / "bench" / "results" / "cross_more.json").write_text(json.dumps(result, indent=2))
-    m = metrics
-    update_benchmarks("cross_more", f"""## More cross-encoder training (`bench/cross_more.py`)
+    update_benchmarks("cross_more", render(result))
 
-Command: `{command}` · machine: {result['machine']}. The bundle of `bench.ranking`, its cross-encoder trained
-{args.epochs} more epoch(s) on {stats['examples']:,} fresh pairs ({stats['seconds'] / 60:.1f} min), blend re-tuned
+
+def render(r: dict) -> str:
+    m, stats, fusion = r["metrics"], r["cross"], r["fusion"]
+    epochs = r.get("epochs") or int(re.search(r"--epochs (\d+)", r["command"] + " --epochs 1").group(1))
+    return f"""## More cross-encoder training (`bench/cross_more.py`)
+
+Command: `{r['command']}` · machine: {r['machine']}. The bundle of `bench.ranking`, its cross-encoder trained
+{epochs} more epoch(s) on {stats['examples']:,} fresh pairs ({stats['seconds'] / 60:.1f} min), blend re-tuned
 (bi weight {fusion.get('bi_weight')}): P@1 {m['P@1']:.3f}, P@5 {m['P@5']:.3f}, R@10 {m['R@10']:.3f},
-nDCG@10 {m['nDCG@10']:.3f}, R@30 {m['R@30']:.3f} on TEST.""")
+nDCG@10 {m['nDCG@10']:.3f}, R@30 {m['R@30']:.3f} on TEST."""
 
 
 if __name__ == "__main__":

@@ -122,14 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         return
     (ROOT / "bench" / "results" / "evaluate_page.json").write_text(json.dumps(out, indent=2))
-    update_benchmarks("evaluate_page", "\n".join([
+    update_benchmarks("evaluate_page", render(out))
+    log("wrote bench/results/evaluate_page.json and BENCHMARKS.md")
+
+
+def render(out: dict) -> str:
+    return "\n".join([
         "## Evaluate page render time (`bench/evaluate_page.py`)", "",
-        f"Command: `{command}` · machine: {out['machine']}.", "",
+        f"Command: `{out['command']}` · machine: {out['machine']}.", "",
         f"- A project with {out['rated_documents']:,} rated test documents ({out['ratings']:,} LLM and SME ratings of "
         f"two versions' top-10, 10 AL iterations): the whole page script at the server (Streamlit's AppTest) "
         f"takes **median {out['render_median_s']:.2f} s, max {out['render_max_s']:.2f} s** over {out['runs']} runs "
-        "(target < 2 s)."]))
-    log("wrote bench/results/evaluate_page.json and BENCHMARKS.md")
+        "(target < 2 s)."])
 
 
 if __name__ == "__main__":

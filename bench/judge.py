@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default="http://127.0.0.1:8765/v1")
     parser.add_argument("--model", default="judge")
+    parser.add_argument("--model-description", default="",
+                        help="what the server serves under --model, recorded with the results (e.g. the GGUF file)")
     parser.add_argument("--api-key", default="local")
     parser.add_argument("--documents", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=1, help="one llama.cpp slot on a 2-core CPU")
@@ -38,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
                        XMTC_LLM_CONCURRENCY=str(args.concurrency), XMTC_LLM_TIMEOUT=str(args.timeout),
                        XMTC_LLM_RETRIES="2"):
         out = run(args.documents)
-    out.update({"machine": machine(), "command": command, "server": args.base_url, "model": args.model})
+    out.update({"machine": machine(), "command": command, "server": args.base_url, "model": args.model,
+                "model_description": args.model_description})
     log(json.dumps({k: v for k, v in out.items() if k != "examples"}, indent=1))
     if args.no_write:
         return
@@ -125,8 +128,8 @@ def render(r: dict) -> str:
     relevant = sum(m[1])
     return "\n".join([
         "## LLM judge against a real local LLM (`bench/judge.py`)", "",
-        f"Command: `{r['command']}` · server: llama-cpp-python's OpenAI-compatible server with {r['model']!r} "
-        "(Qwen2.5-Coder-1.5B-Instruct Q4_K_M, `../shared/tools/local-llm-server.sh`) on the same CPU · "
+        f"Command: `{r['command']}` · server: {r['server']}, model {r['model']!r} "
+        f"({r.get('model_description') or 'what it serves was not recorded by this run'}) on the same CPU · "
         f"machine: {r['machine']}.", "",
         f"- Judged {r['documents']} test documents x the zero-shot version's top-10 = {r['labels']} labels: "
         f"**{r['rated']} rated, {r['unrated']} explicitly unrated, {r['not_judged']} not judged** "

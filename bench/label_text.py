@@ -29,9 +29,13 @@ def main() -> None:
         log(f"{name}: {out[name]}")
     result = {"zero_shot": out, "machine": machine(), "command": command_line("bench.label_text", None)}
     (ROOT / "bench" / "results" / "label_text.json").write_text(json.dumps(result, indent=2))
+    update_benchmarks("label_text", render(result))
+
+
+def render(result: dict) -> str:
     rows = "\n".join(f"| {n} | {m['P@1']:.3f} | {m['P@5']:.3f} | {m['R@10']:.3f} | {m['nDCG@10']:.3f} | {m['R@30']:.3f} |"
-                     for n, m in out.items())
-    update_benchmarks("label_text", f"""## Label text enrichment (`bench/label_text.py`)
+                     for n, m in result["zero_shot"].items())
+    return f"""## Label text enrichment (`bench/label_text.py`)
 
 Command: `{result['command']}` · machine: {result['machine']}. Zero-shot all-MiniLM-L6-v2, no prior, on the
 canonical TEST split over 8,132 labels (MeSH 2015 in the demo has no alternative names; parents are the
@@ -39,7 +43,7 @@ nearest ancestors among the corpus's labels).
 
 | label text | P@1 | P@5 | R@10 | nDCG@10 | R@30 |
 |---|---|---|---|---|---|
-{rows}""")
+{rows}"""
 
 
 if __name__ == "__main__":

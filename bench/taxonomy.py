@@ -150,10 +150,15 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(out, indent=2))
         return
     (ROOT / "bench" / "results" / "taxonomy.json").write_text(json.dumps(out, indent=2))
-    u, s = update, search
-    update_benchmarks("taxonomy", "\n".join([
+    update_benchmarks("taxonomy", render(out))
+    log("wrote bench/results/taxonomy.json and BENCHMARKS.md")
+
+
+def render(out: dict) -> str:
+    u, s = out["physh_update"], out["search"]
+    return "\n".join([
         "## Taxonomy: search on MeSH, and the PhySH 2.6 -> 2.7 update (`bench/taxonomy.py`)", "",
-        f"Command: `{command}` · machine: {out['machine']}.", "",
+        f"Command: `{out['command']}` · machine: {out['machine']}.", "",
         f"- Search over the full MeSH 2015 tree ({s['descriptors']:,} descriptors; preferred names, alternative names "
         f"and ids), {s['queries']} queries x 5: **p50 {s['search_p50_ms']:.1f} ms, p95 {s['search_p95_ms']:.1f} ms, "
         f"max {s['search_max_ms']:.1f} ms** at the server (target < 200 ms); the whole Taxonomy page answering a search: "
@@ -164,8 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         f"- The {u['added']} added concepts are servable at once: ranking each one's own name as a document, "
         f"{u['added_in_top10_of_own_name']} of {u['added']} are in the top 10 ({u['added_ranked_first']} first) "
         f"among all {u['servable_labels']:,} servable PhySH 2.7 labels. E.g. {', '.join(u['examples'])}.",
-    ]))
-    log("wrote bench/results/taxonomy.json and BENCHMARKS.md")
+    ])
 
 
 if __name__ == "__main__":
