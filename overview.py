@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import auth
-from core.demo import FIRST_MODEL_MINUTES
-from core.model_views import metrics_side_by_side
-from core.projects import add_member, create_project, overview
-from core.versions import list_versions
+from core.accounts import auth
+from core.accounts.projects import add_member, create_project, overview
+from core.data.demo import FIRST_MODEL_MINUTES
+from core.model.versions import list_versions
+from core.model.views import metrics_side_by_side
 from ui.common import (
     UPLOAD_TYPES,
     current_user,

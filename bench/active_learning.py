@@ -9,8 +9,8 @@ labels and from the taxonomy and the initial BiCross model is trained on that (`
 trains it, as ``bench.ranking`` trains the ceiling: the same settings). The ceiling is the model
 trained WITH the new labels' full TRAIN gold (``bench.ranking``'s bundle): what any number of answers
 could buy. Active learning then asks a simulated oracle (TRAIN's real gold labels) with the app's
-own campaign settings (:class:`core.active_learning.ALConfig`'s defaults, pools of
-:func:`core.pools.default_pool_size`). New-label Recall@10 is measured on the TEST documents that
+own campaign settings (:class:`core.newlabels.active_learning.ALConfig`'s defaults, pools of
+:func:`core.newlabels.pools.default_pool_size`). New-label Recall@10 is measured on the TEST documents that
 carry a new label, ranking over the full label set; the model's own check (new and old labels) runs
 on the 10% of TRAIN that the initial model held out (never asked about, never replayed).
 """
@@ -26,19 +26,19 @@ import numpy as np
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log, progress_printer
-from core.acquisition import make_strategy
-from core.active_learning import ActiveLearningCycle, ALConfig
-from core.bicross import fit_bicross, validation_split
 from core.config import Settings
-from core.demo import NEW_LABELS
-from core.encoders import default_encoder_path, encode, load_bi_encoder
-from core.gpl import GplConfig, TitleQueries, mine, train_gpl
-from core.metrics import evaluate
-from core.oracle import SimulatedOracle
-from core.pools import build_pools, default_pool_size, pool_recall
-from core.ranker import BiCrossRanker, load_ranker
-from core.training import TrainConfig
-from core.versions import write_bundle
+from core.data.demo import NEW_LABELS
+from core.model.bicross import evaluate_ranker, fit_bicross, validation_split
+from core.model.encoders import default_encoder_path, encode, load_bi_encoder
+from core.model.loading import load_ranker
+from core.model.ranker import BiCrossRanker
+from core.model.training import TrainConfig
+from core.model.versions import write_bundle
+from core.newlabels.acquisition import make_strategy
+from core.newlabels.active_learning import ActiveLearningCycle, ALConfig
+from core.newlabels.gpl import GplConfig, TitleQueries, mine, train_gpl
+from core.newlabels.oracle import SimulatedOracle
+from core.newlabels.pools import build_pools, default_pool_size, pool_recall
 
 POOL_KS = (100, 200, 400, 1000)
 # Each row of the bench: greedy with the app's defaults (the reference), random (the control), and the changes tried.
@@ -62,12 +62,8 @@ class Probe:
         key = ranker.bi_path  # the bundle's bi-encoder (unchanged unless fresh_vectors)
         if fresh_vectors or key not in self._vectors:
             self._vectors = {key: ranker.embed_documents(self.texts)}
-        vecs = self._vectors[key]
-        rankings = []
-        for s in range(0, len(self.texts), 32):
-            rankings += ranker.rank(self.texts[s:s + 32], k=10 + len(exclude), rerank=rerank, doc_vectors=vecs[s:s + 32])
-        return evaluate([[p.label_id for p in r if p.label_id not in exclude][:10] for r in rankings], self.gold,
-                        ("R@10",))["R@10"]
+        return evaluate_ranker(ranker, self.texts, self.gold, k=10, metrics=("R@10",), doc_vectors=self._vectors[key],
+                               exclude=exclude, rerank=rerank)["R@10"]
 
 
 def main(argv: list[str] | None = None) -> None:

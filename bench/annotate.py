@@ -38,12 +38,12 @@ def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6) -> dict:
     os.environ.pop("XMTC_DATABASE_URL", None)
     from sqlalchemy import select
 
-    from core.auth import create_user
-    from core.campaigns import CampaignConfig, create_campaign
+    from core.accounts.auth import create_user
+    from core.accounts.projects import add_member
     from core.config import Settings
-    from core.demo import NEW_LABELS, build_demo
+    from core.data.demo import NEW_LABELS, build_demo
     from core.jobs import enqueue
-    from core.projects import add_member
+    from core.newlabels.campaigns import CampaignConfig, create_campaign
     from core.worker import WorkerProcess
     from storage.db import Database
     from storage.models import Label
@@ -93,7 +93,7 @@ def latency(world: dict, answers: int) -> list[float]:
 
 
 def sme_process(url: str, campaign: int, user: int, seconds: float, seed: int, queue: mp.Queue) -> None:
-    from core.campaigns import AnswerConflict, answer, claim_next
+    from core.newlabels.campaigns import AnswerConflict, answer, claim_next
     from storage.db import Database
 
     db = Database(url)

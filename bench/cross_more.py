@@ -17,10 +17,11 @@ from pathlib import Path
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log, progress_printer
-from core.bicross import Validation, evaluate_ranker, fit_second_stage, validation_split
 from core.config import Settings
-from core.ranker import BiCrossRanker, load_ranker
-from core.training import TrainConfig, cross_examples, train_cross_encoder
+from core.model.bicross import Validation, evaluate_ranker, fit_second_stage, validation_split
+from core.model.loading import load_ranker
+from core.model.ranker import BiCrossRanker
+from core.model.training import TrainConfig, cross_examples, train_cross_encoder
 
 
 def main(argv: list[str] | None = None) -> None:

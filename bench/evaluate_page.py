@@ -25,12 +25,12 @@ from bench.ranking import log
 def seed(n_docs: int, seed_: int = 0) -> dict:
     from sqlalchemy import insert, select
 
-    from core.auth import create_user
+    from core.accounts.auth import create_user
     from core.config import Settings
-    from core.demo import build_demo
-    from core.predictions import store_predictions
-    from core.ranker import Prediction
-    from core.versions import register_version, write_bundle
+    from core.data.demo import build_demo
+    from core.model.labels import Prediction
+    from core.model.predictions import store_predictions
+    from core.model.versions import register_version, write_bundle
     from storage.db import Database
     from storage.models import Campaign, Document, DocumentLabel, Rating
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
 from core.config import Settings
-from core.demo import FIRST_MODEL_MINUTES
+from core.data.demo import FIRST_MODEL_MINUTES
 from core.jobs import enqueue, list_jobs
-from core.versions import list_versions
+from core.model.versions import list_versions
 from core.worker import WorkerProcess
 from storage.db import Database
 

@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> None:
 def run(n_docs: int) -> dict:
     from sqlalchemy import select
 
-    from core.agreement import agreement_scales
     from core.config import Settings
-    from core.demo import build_demo
-    from core.evaluation import JUDGE_PREDICTIONS
+    from core.data.demo import build_demo
+    from core.evaluation.agreement import agreement_scales
+    from core.evaluation.jobs import JUDGE_PREDICTIONS
     from core.jobs import enqueue, get_job
-    from core.versions import active_version
+    from core.model.versions import active_version
     from core.worker import WorkerProcess
     from storage.db import Database
     from storage.models import DocumentLabel, Label, LLMJudgment, PredictionRecord, Rating

@@ -9,10 +9,10 @@ import json
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import load_split, log
-from core.bicross import evaluate_ranker, make_label_table
 from core.config import Settings
-from core.encoders import default_encoder_path, load_bi_encoder
-from core.ranker import BiCrossRanker
+from core.model.bicross import evaluate_ranker, make_label_table
+from core.model.encoders import default_encoder_path, load_bi_encoder
+from core.model.ranker import BiCrossRanker
 
 VARIANTS = {"preferred name": 0, "name + 1 parent": 1, "name + all parents": 99}
 

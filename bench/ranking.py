@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, command_line, machine, update_benchmarks
-from core.bicross import evaluate_ranker, fit_baseline, fit_bicross, make_label_table
 from core.config import Settings
-from core.demo import demo_taxonomy, read_demo_corpus
-from core.encoders import default_encoder_path, default_reranker_path, load_bi_encoder
-from core.index import ExactIndex
-from core.metrics import evaluate
-from core.ranker import BiCrossRanker, load_ranker
-from core.reports import ImportReport
-from core.taxonomy import LabelRow
-from core.training import TrainConfig
+from core.data.concepts import LabelRow
+from core.data.demo import demo_taxonomy, read_demo_corpus
+from core.data.reports import ImportReport
+from core.model.bicross import evaluate_ranker, fit_baseline, fit_bicross, make_label_table
+from core.model.encoders import default_encoder_path, default_reranker_path, load_bi_encoder
+from core.model.index import ExactIndex
+from core.model.loading import load_ranker
+from core.model.metrics import evaluate
+from core.model.ranker import BiCrossRanker
+from core.model.training import TrainConfig
 
 SYSTEMS = ("zero_shot", "bi", "bicross", "baseline")
 
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                "cross": stats.get("cross", {}).get("seconds", 0) / 60,
                "first": stats.get("first_seconds", 0) / 60, "second": stats.get("second_seconds", 0) / 60}
     results["stage_minutes"] = minutes
-    from core.versions import write_bundle
+    from core.model.versions import write_bundle
 
     bundle = write_bundle(ROOT / "var" / "bench", 0, "bicross", ranker.save)
     results["bundle"] = str(bundle)

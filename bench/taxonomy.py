@@ -4,7 +4,7 @@ Usage:
     python -m bench.taxonomy [--no-write]
 
 1. Search: the whole MeSH 2015 tree (27,455 descriptors, 56k tree numbers) in a project; 40 queries (whole names,
-   prefixes, inner words, ids, no hit) through ``core.catalog.search_labels``, 5 times each; and the Taxonomy page
+   prefixes, inner words, ids, no hit) through ``core.data.catalog.search_labels``, 5 times each; and the Taxonomy page
    itself (Streamlit's AppTest) answering a search.
 2. Update: PhySH 2.6 imported with a zero-shot label index (the pretrained bi-encoder); PhySH 2.7 compared (the
    preview job) and applied (the apply job embeds the added and renamed labels into a new active version, no
@@ -30,10 +30,10 @@ QUERIES = ["Myocardial Infarction", "myocard", "infarction", "Neoplasms", "breas
 
 
 def search_latency(db, settings) -> dict:
-    from core.catalog import search_labels
-    from core.imports import import_taxonomy
-    from core.projects import create_project
-    from core.taxonomy import read_mesh_tree
+    from core.accounts.projects import create_project
+    from core.data.catalog import search_labels
+    from core.data.concepts import read_mesh_tree
+    from core.data.imports import import_taxonomy
 
     started = time.monotonic()
     pid = create_project(db, "MeSH 2015 full tree")
@@ -57,7 +57,7 @@ def search_latency(db, settings) -> dict:
 def page_search(project_id: int, query: str, runs: int = 5) -> float:
     from streamlit.testing.v1 import AppTest
 
-    from core.auth import create_user
+    from core.accounts.auth import create_user
     from core.config import Settings
     from storage.db import Database
 
@@ -80,14 +80,14 @@ def page_search(project_id: int, query: str, runs: int = 5) -> float:
 
 
 def physh_update(db, settings) -> dict:
-    from core.catalog import servable_labels
-    from core.imports import import_taxonomy
+    from core.accounts.projects import create_project
+    from core.data.catalog import servable_labels
+    from core.data.concepts import read_taxonomy
+    from core.data.imports import import_taxonomy
     from core.jobs import enqueue, get_job
-    from core.projects import create_project
-    from core.ranker import load_ranker
-    from core.taxonomy import read_taxonomy
-    from core.taxonomy_update import APPLY_UPDATE, PREVIEW_UPDATE
-    from core.versions import active_version
+    from core.model.loading import load_ranker
+    from core.model.versions import active_version
+    from core.taxonomy.update import APPLY_UPDATE, PREVIEW_UPDATE
     from core.worker import WorkerProcess
     from storage.models import Label
 

@@ -38,7 +38,7 @@ def _project(db: Database, ref: str, create: bool = False) -> int:
     """A project by name or id; ``create`` makes one by that name when there is none."""
     from sqlalchemy import select
 
-    from core.projects import create_project
+    from core.accounts.projects import create_project
     from storage.models import Project
 
     with db.session() as s:
@@ -119,7 +119,7 @@ def _guess_format(path: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace, db: Database, settings: Settings) -> None:
-    from core.training import TrainConfig
+    from core.model.training import TrainConfig
 
     pid = _project(db, args.project)
     cfg = TrainConfig(train_cross=not args.no_cross, epochs=args.epochs, time_budget_min=args.minutes)
@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace, db: Database, settings: Settings) -> Non
 
 
 def _version(db: Database, pid: int, number: int | None) -> Any:
-    from core.versions import SERVING_KINDS, active_version, list_versions
+    from core.model.versions import SERVING_KINDS, active_version, list_versions
 
     if number is None:
         version = active_version(db, pid)
@@ -148,18 +148,18 @@ def _version(db: Database, pid: int, number: int | None) -> Any:
 
 
 def _ranker(db: Database, settings: Settings, pid: int, number: int | None) -> tuple[Any, Any]:
-    from core.ranker import load_ranker
+    from core.model.loading import load_ranker
 
     version = _version(db, pid, number)
     return version, load_ranker(version.path, settings.device)
 
 
 def cmd_eval(args: argparse.Namespace, db: Database, settings: Settings) -> None:
-    from core.bicross import evaluate_ranker
-    from core.catalog import documents
-    from core.corpus import ColumnMapping, read_corpus
-    from core.imports import label_lookup
-    from core.reports import ImportReport
+    from core.data.catalog import documents
+    from core.data.corpus import ColumnMapping, read_corpus
+    from core.data.imports import label_lookup
+    from core.data.reports import ImportReport
+    from core.model.bicross import evaluate_ranker
 
     pid = _project(db, args.project)
     _version(db, pid, args.version)  # a missing model is the first thing to say
@@ -198,7 +198,7 @@ def cmd_suggest(args: argparse.Namespace, db: Database, settings: Settings) -> N
     empty = [name for name, text in named if not text.strip()]
     if empty:
         raise CliError(f"No text to suggest labels for in {', '.join(empty)}.")
-    from core.catalog import label_places
+    from core.data.catalog import label_places
 
     _, ranker = _ranker(db, settings, pid, args.version)
     ranked = ranker.rank([text for _, text in named], k=args.limit)
@@ -216,7 +216,7 @@ def cmd_suggest(args: argparse.Namespace, db: Database, settings: Settings) -> N
 def cmd_users(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     from sqlalchemy import select
 
-    from core import auth
+    from core.accounts import auth
     from storage.models import User
 
     if args.action == "list":

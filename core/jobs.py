@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
-from core.auth import check_admin
+from core.accounts.auth import check_admin
+from core.accounts.events import log_event
 from core.config import Settings
 from core.errors import JobCancelled, NotFound
-from core.events import log_event
 from storage.db import Database
 from storage.models import (
     JOB_CANCELLED,
@@ -29,7 +29,7 @@ from storage.models import (
 Handler = Callable[["JobContext"], dict[str, Any] | None]
 HANDLERS: dict[str, Handler] = {}
 TITLES: dict[str, str] = {}
-HANDLER_MODULES = ("core.tasks", "core.predictions", "core.new_labels", "core.evaluation", "core.taxonomy_update")
+HANDLER_MODULES = ("core.tasks", "core.model.predictions", "core.newlabels.jobs", "core.evaluation.jobs", "core.taxonomy.update")
 
 
 def load_handlers(extra: tuple[str, ...] = ()) -> None:

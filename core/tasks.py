@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.bicross import make_label_table
-from core.catalog import servable_labels
 from core.config import Settings
-from core.encoders import default_encoder_path, default_reranker_path, load_bi_encoder
+from core.data.catalog import servable_labels
 from core.errors import XmtcError
 from core.jobs import JobContext, job_handler
-from core.ranker import BiCrossRanker
-from core.versions import active_version, flat_stats, read_manifest, register_version, write_bundle
+from core.model.bicross import make_label_table
+from core.model.encoders import default_encoder_path, default_reranker_path, load_bi_encoder
+from core.model.ranker import BiCrossRanker
+from core.model.versions import active_version, flat_stats, read_manifest, register_version, write_bundle
 from storage.models import Project
 
 BUILD_LABEL_INDEX = "build_label_index"
@@ -77,7 +77,7 @@ def build_label_index(ctx: JobContext) -> dict[str, Any]:
 
 def evaluation_documents(ctx: JobContext, docs: list[Any] | None = None) -> list[Any]:
     """The project's test split, cut to the job's ``eval_docs`` when that is above 0 (default: all of it)."""
-    from core.catalog import documents
+    from core.data.catalog import documents
 
     test = [d for d in (documents(ctx.db, ctx.project_id) if docs is None else docs) if d.split == "test"]
     limit = int(ctx.params.get("eval_docs") or 0)
@@ -87,7 +87,7 @@ def evaluation_documents(ctx: JobContext, docs: list[Any] | None = None) -> list
 def evaluate_on_test(ctx: JobContext, ranker: Any, at: float, what: str, test: list[Any] | None = None) -> dict[str, Any]:
     """P@1/P@5/R@10/nDCG@10/R@30 of ``ranker`` on the test split, with ``test_docs`` saying on how many documents
     ({} without a test split)."""
-    from core.bicross import evaluate_ranker
+    from core.model.bicross import evaluate_ranker
 
     test = evaluation_documents(ctx) if test is None else test
     if not test:
@@ -103,10 +103,10 @@ TRAIN_MODEL = "train_model"
 @job_handler(TRAIN_MODEL, "Train the label ranking model")
 def train_model(ctx: JobContext) -> dict[str, Any]:
     """Train BiCross (and optionally the baseline) on the train split; each becomes a model version."""
-    from core.bicross import fit_baseline, fit_bicross, stage
-    from core.catalog import documents
-    from core.ranker import load_ranker
-    from core.training import TrainConfig
+    from core.data.catalog import documents
+    from core.model.bicross import fit_baseline, fit_bicross, stage
+    from core.model.loading import load_ranker
+    from core.model.training import TrainConfig
 
     started = time.monotonic()
     settings = ctx.settings
@@ -171,7 +171,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
 def build_demo_job(ctx: JobContext) -> dict[str, Any]:
     """Create the demo project from the data folder the job was queued with, or from the public files (downloaded
     into the data folder's cache, checksums verified); its label-index job (and a first training) is queued."""
-    from core.demo import DEMO_NAME, build_demo, locate_demo
+    from core.data.demo import DEMO_NAME, build_demo, locate_demo
 
     settings = ctx.settings
     cache = settings.data_dir / "downloads" / "demo"
@@ -189,8 +189,8 @@ def build_demo_job(ctx: JobContext) -> dict[str, Any]:
 @job_handler("import_taxonomy", "Import a taxonomy")
 def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
     """Read, validate and store a taxonomy file as the project's first version (all or nothing)."""
-    from core.imports import import_taxonomy
-    from core.taxonomy import read_taxonomy
+    from core.data.concepts import read_taxonomy
+    from core.data.imports import import_taxonomy
 
     path = Path(ctx.params["path"])
     ctx.progress(0.1, f"reading {path.name}", force=True)
@@ -204,9 +204,9 @@ def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
 @job_handler("import_corpus", "Import documents")
 def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
     """Read and store a corpus file with its label assignments (all or nothing unless skipping bad rows)."""
-    from core.corpus import ColumnMapping, read_corpus
-    from core.imports import import_corpus
-    from core.reports import ImportReport
+    from core.data.corpus import ColumnMapping, read_corpus
+    from core.data.imports import import_corpus
+    from core.data.reports import ImportReport
 
     path = Path(ctx.params["path"])
     report = ImportReport()

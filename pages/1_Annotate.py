@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import campaigns as camp
-from core import ratings as rate
-from core.annotate_views import campaign_curve, document_with_labels, list_campaigns, split_counts
-from core.catalog import label_detail
+from core.clock import utcnow
+from core.data.catalog import label_detail
 from core.errors import XmtcError
-from core.versions import active_version
-from storage.models import utcnow
+from core.evaluation import ratings as rate
+from core.model.versions import active_version
+from core.newlabels import campaigns as camp
+from core.newlabels.views import campaign_curve, document_with_labels, list_campaigns, split_counts
 from ui.common import page_setup, refresh_when, run_action
 from ui.widgets import document_view, label_picker, paths_view, plain
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import versions
-from core.catalog import label_places, training_pairs
-from core.gpl import GplConfig
-from core.model_views import explain_rows, training_estimate, version_table
-from core.new_labels import ADAPT_ENCODER, BUILD_POOLS, GENERATORS
-from core.ranker import LabelRanker, load_ranker
+from core.data.catalog import label_places, training_pairs
+from core.model import versions
+from core.model.labels import LabelRanker
+from core.model.loading import load_ranker
+from core.model.training import TrainConfig
+from core.model.views import explain_rows, training_estimate, version_table
+from core.newlabels.gpl import GplConfig
+from core.newlabels.jobs import ADAPT_ENCODER, BUILD_POOLS, GENERATORS
 from core.tasks import BUILD_LABEL_INDEX, TRAIN_MODEL
-from core.training import TrainConfig
 from ui.common import job_panel, page_setup, run_action, settings, submit_job
 from ui.widgets import label_picker
 

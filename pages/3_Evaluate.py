@@ -5,9 +5,10 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from core import versions
-from core.evaluation import JUDGE_PREDICTIONS
-from core.evaluation_views import (
+from core.evaluation.jobs import JUDGE_PREDICTIONS
+from core.evaluation.judge import DEFAULT_PROMPT, PROMPTS
+from core.evaluation.ratings import versions_with_predictions
+from core.evaluation.views import (
     OVERALL,
     agreement_by_branch,
     agreement_by_mode,
@@ -21,8 +22,7 @@ from core.evaluation_views import (
     sme_minutes,
     to_jsonl,
 )
-from core.judge import DEFAULT_PROMPT, PROMPTS
-from core.ratings import versions_with_predictions
+from core.model import versions
 from ui.common import job_panel, page_setup, settings, submit_job
 
 db, user, project_id = page_setup("Evaluate")

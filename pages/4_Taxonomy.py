@@ -5,16 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import exports
-from core import taxonomy_update as tu
-from core.catalog import children_of, label_detail, label_recall, search_labels
+from core.accounts.projects import overview
+from core.data.catalog import children_of, label_detail, label_recall, search_labels
+from core.data.imports import label_lookup
 from core.errors import XmtcError
-from core.evaluation_views import to_jsonl
-from core.imports import label_lookup
+from core.evaluation.views import to_jsonl
 from core.jobs import list_jobs
-from core.new_labels import BUILD_POOLS
-from core.projects import overview
-from core.versions import active_version
+from core.model.versions import active_version
+from core.newlabels.jobs import BUILD_POOLS
+from core.taxonomy import exports
+from core.taxonomy import update as tu
 from ui.common import UPLOAD_TYPES, job_panel, page_setup, run_action, save_upload, submit_job
 from ui.widgets import paths_view, plain
 

@@ -40,7 +40,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def encoder_path() -> str:
-    from core.encoders import default_encoder_path
+    from core.model.encoders import default_encoder_path
 
     return default_encoder_path(os.environ.get("XMTC_ENCODER_PATH", ""))
 

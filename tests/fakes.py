@@ -165,13 +165,13 @@ class FakeOpenAIServer:
 
 
 class ScriptedBackend:
-    """A :class:`core.judge.ChatBackend` without HTTP: replies (strings or exceptions) in order, then heuristic ones."""
+    """A :class:`core.evaluation.judge.ChatBackend` without HTTP: replies (strings or exceptions) in order, then heuristic ones."""
 
     def __init__(self, replies: list | None = None, model: str = "scripted") -> None:
         self.model, self.replies, self.prompts = model, list(replies or []), []
 
     def complete(self, messages, schema):
-        from core.judge import Completion
+        from core.evaluation.judge import Completion
 
         prompt = messages[-1]["content"]
         self.prompts.append(prompt)
@@ -207,7 +207,7 @@ def seed_ratings(db, project_id: int, labels: dict[str, int], docs: list[int], u
 def empty_version(db, project_id: int, models_dir: Path, kind: str = "bicross", config: dict | None = None,
                   metrics: dict | None = None, activate: bool = False) -> int:
     """A registered model version whose bundle holds only a manifest (for flows that never load the model)."""
-    from core.versions import register_version, write_bundle
+    from core.model.versions import register_version, write_bundle
 
     return register_version(db, project_id, kind, write_bundle(models_dir, project_id, kind, lambda folder: {}),
                             config or {}, metrics or {}, None, activate=activate)

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import auth
+from core.accounts import auth
 from core.config import Settings
 from core.errors import XmtcError
 from core.jobs import JobView, enqueue, eta_text, list_jobs, load_handlers, reap_orphans, request_cancel

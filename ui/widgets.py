@@ -6,7 +6,7 @@ import re
 
 import streamlit as st
 
-from core.catalog import servable_labels
+from core.data.catalog import servable_labels
 from storage.db import Database
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")

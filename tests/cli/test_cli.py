@@ -84,6 +84,7 @@ def test_a_bad_corpus_row_names_the_problem(data_dir, files, capsys):
     assert code == 2 and "unknown label(s) not in the taxonomy, e.g. 'Not A Label'" in err
 
 
+@pytest.mark.slow  # trains a real model for several seconds
 def test_train_eval_and_suggest_on_a_small_project(data_dir, files, capsys, monkeypatch):
     xmtc("import-taxonomy", "Mine", str(files / "taxonomy.ttl"), "--create", capsys=capsys)
     xmtc("import-docs", "Mine", str(files / "corpus.csv"), capsys=capsys)

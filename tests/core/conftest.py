@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.auth import create_user
-from core.corpus import ColumnMapping, read_csv
-from core.imports import import_corpus, import_taxonomy
-from core.new_labels import store_pools
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
-from core.versions import register_version, write_bundle
+from core.accounts.auth import create_user
+from core.accounts.projects import create_project
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_csv
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
+from core.model.versions import register_version, write_bundle
+from core.newlabels.jobs import store_pools
 from storage.models import Document, Label
 from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from core.acquisition import STRATEGIES, GreedyAcquisition, make_strategy
+from core.newlabels.acquisition import STRATEGIES, GreedyAcquisition, make_strategy
 
 POOLS = {10: [1, 2, 3], 20: [4, 5], 30: [6]}
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.active_learning import ActiveLearningCycle, ALConfig
-from core.bicross import make_label_table
-from core.encoders import load_bi_encoder
+from core.data.concepts import LabelRow
 from core.errors import XmtcError
-from core.oracle import SimulatedOracle
-from core.ranker import BiCrossRanker
-from core.taxonomy import LabelRow
-from core.training import CrossScorer
+from core.model.bicross import make_label_table
+from core.model.encoders import load_bi_encoder
+from core.model.ranker import BiCrossRanker
+from core.model.training import CrossScorer
+from core.newlabels.active_learning import ActiveLearningCycle, ALConfig
+from core.newlabels.oracle import SimulatedOracle
 
 OLD = [LabelRow(1, "mi", "Myocardial Infarction"), LabelRow(2, "bc", "Breast Neoplasms"), LabelRow(3, "hu", "Humans")]
 TEXTS = {
@@ -103,8 +103,8 @@ def test_rebuilding_from_the_same_answers_gives_the_same_model(ranker):
 
 
 def test_the_memory_and_the_sparse_backend_learn_every_confirmed_document(ranker):
-    from core.ranker import NeighbourMemory
-    from core.sparse import SparseBackend, SparseConfig
+    from core.model.ranker import NeighbourMemory
+    from core.model.sparse import SparseBackend, SparseConfig
 
     known = [10, 11, 12, 14]
     ranker.memory = NeighbourMemory(ranker.embed_documents([TEXTS[d] for d in known]),
@@ -205,8 +205,8 @@ def test_a_label_with_an_empty_pool_is_reported_and_the_others_go_on(ranker):
 
 
 def test_two_iterations_on_real_pubmed_documents(shared_data, encoder_path):
-    from core.demo import NEW_LABELS, read_demo_corpus
-    from core.reports import ImportReport
+    from core.data.demo import NEW_LABELS, read_demo_corpus
+    from core.data.reports import ImportReport
 
     new_name = (shared_data / NEW_LABELS).read_text().split("\n")[0].strip()
     train = [r for r in read_demo_corpus(shared_data, ImportReport()) if r.split == "train"]
@@ -249,7 +249,7 @@ def test_a_new_label_counts_as_seen_once_it_has_enough_confirmed_documents(ranke
 
 
 def test_the_cross_encoder_learns_no_answers_as_negatives_of_their_label(ranker, monkeypatch):
-    from core import active_learning
+    from core.newlabels import active_learning
 
     seen: list[list[tuple[int, int, float]]] = []
     real = active_learning.train_cross_encoder

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.agreement import agreement, agreement_scales, merge_two_point
+from core.evaluation.agreement import agreement, agreement_scales, merge_two_point
 
 # A worked example: ten (LLM, SME) pairs.
 LLM = [2, 2, 1, 0, 0, 1, 2, 0, 1, 2]

@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from core import auth
+from core.accounts import auth
+from core.accounts.projects import add_member, create_project
 from core.errors import AuthError, PermissionDenied
-from core.projects import add_member, create_project
 from storage.models import User
 
 
@@ -64,7 +64,7 @@ def test_annotators_see_only_their_projects_and_are_not_admins(db):
 
 
 def test_a_session_token_signs_in_until_it_expires_or_is_revoked(db):
-    from core.auth import authenticate, change_password, create_user, end_session, session_user, start_session
+    from core.accounts.auth import authenticate, change_password, create_user, end_session, session_user, start_session
     from storage.models import UserSession, utcnow
 
     user = create_user(db, "sam", "long enough")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from core.campaigns import AnswerConflict, CampaignConfig, add_questions, answer, claim_next, create_campaign, set_status, undo_last
 from core.config import Settings
+from core.data.concepts import read_taxonomy
 from core.errors import ImportFailed, XmtcError
 from core.jobs import enqueue, get_job
-from core.taxonomy import read_taxonomy
-from core.taxonomy_update import SERVE_CHANGES
+from core.newlabels.campaigns import (
+    AnswerConflict,
+    CampaignConfig,
+    add_questions,
+    answer,
+    claim_next,
+    create_campaign,
+    set_status,
+    undo_last,
+)
+from core.taxonomy.update import SERVE_CHANGES
 from core.worker import WorkerProcess
 from storage.models import Annotation, Project
 from tests.fakes import empty_version, write

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from core.campaigns import (
+from core.errors import XmtcError
+from core.newlabels.campaigns import (
     AnswerConflict,
     CampaignConfig,
     add_questions,
@@ -19,8 +20,7 @@ from core.campaigns import (
     set_status,
     undo_last,
 )
-from core.errors import XmtcError
-from core.new_labels import store_pools
+from core.newlabels.jobs import store_pools
 from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
 from tests.fakes import job_params
 
@@ -176,7 +176,7 @@ def test_eight_smes_answering_concurrently_store_every_answer_exactly_once(world
     import threading
     import time
 
-    from core.auth import create_user as make_user
+    from core.accounts.auth import create_user as make_user
 
     pid, labels = world["pid"], world["labels"]
     with db.session() as s:  # a bigger pool: 60 documents
@@ -253,7 +253,7 @@ def test_a_label_deleted_mid_campaign_is_no_longer_asked_about(world):
 
 
 def test_question_waiting_tells_a_waiting_page_what_claim_next_would_do(world):
-    from core.campaigns import question_waiting
+    from core.newlabels.campaigns import question_waiting
 
     db, (a, b, _) = world["db"], world["users"]
     cid = create_campaign(db, world["pid"], "c", [world["labels"]["onc"]], None, CampaignConfig())

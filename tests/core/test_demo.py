@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from core.catalog import servable_labels
-from core.demo import MESH_CATEGORIES, REMOTE_FILES, build_demo, fetch_demo_files, locate_demo
+from core.data.catalog import servable_labels
+from core.data.demo import MESH_CATEGORIES, REMOTE_FILES, build_demo, fetch_demo_files, locate_demo
 from core.errors import XmtcError
 from core.jobs import enqueue, get_job, request_cancel
 from storage.models import Document, DocumentLabel, Label, LabelParent, Project

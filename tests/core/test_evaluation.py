@@ -10,8 +10,9 @@ from sqlalchemy import select, update
 
 from core.config import Settings
 from core.errors import XmtcError
-from core.evaluation import JUDGE_PREDICTIONS, DbJudgmentCache, judging_plan
-from core.evaluation_views import (
+from core.evaluation.jobs import JUDGE_PREDICTIONS, DbJudgmentCache, judging_plan
+from core.evaluation.judge import JudgeDocument, Judgment, MemoryCache
+from core.evaluation.views import (
     agreement_by_branch,
     agreement_by_mode,
     correct_in_top10,
@@ -23,9 +24,8 @@ from core.evaluation_views import (
     top_level_branches,
 )
 from core.jobs import enqueue, get_job, request_cancel
-from core.judge import JudgeDocument, Judgment, MemoryCache
-from core.predictions import store_predictions
-from core.ranker import Prediction
+from core.model.labels import Prediction
+from core.model.predictions import store_predictions
 from core.worker import WorkerProcess
 from storage.models import Document, Event, Job, LLMJudgment, Rating
 from tests.fakes import FakeOpenAIServer, empty_version, seed_ratings
@@ -95,7 +95,7 @@ def test_bad_requests_fail_with_a_reason(judged):
 def test_the_api_key_is_nowhere_in_the_database_the_logs_or_the_exports(judged, monkeypatch, caplog):
     import logging
 
-    from core.evaluation_views import ratings_export
+    from core.evaluation.views import ratings_export
 
     db, pid = judged["db"], judged["pid"]
     caplog.set_level(logging.DEBUG)  # the openai client's and the worker's most verbose logging

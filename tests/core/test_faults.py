@@ -14,12 +14,12 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from core.campaigns import CampaignConfig, add_questions, answer, claim_next, create_campaign
 from core.config import ROOT, Settings
 from core.errors import StorageError
 from core.jobs import enqueue, get_job, job_handler, reap_orphans
-from core.training import TrainConfig
-from core.versions import active_version, write_bundle
+from core.model.training import TrainConfig
+from core.model.versions import active_version, write_bundle
+from core.newlabels.campaigns import CampaignConfig, add_questions, answer, claim_next, create_campaign
 from core.worker import WorkerProcess
 from storage.models import Annotation, ModelVersion
 
@@ -29,6 +29,7 @@ def disk_full_job(ctx) -> dict:
     raise OSError(errno.ENOSPC, "No space left on device", "/data/models/x")
 
 
+@pytest.mark.slow  # trains a real model for several seconds
 def test_a_worker_killed_mid_training_leaves_the_previous_version_serving(world, data_dir):
     """kill -9 during real training: the job fails, no half-written version appears, the old one still serves."""
     db, pid = world["db"], world["pid"]

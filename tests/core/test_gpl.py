@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.encoders import load_bi_encoder
 from core.errors import ModelError
-from core.gpl import GplConfig, TitleQueries, mine, train_gpl
-from core.training import CrossScorer
+from core.model.encoders import load_bi_encoder
+from core.model.training import CrossScorer
+from core.newlabels.gpl import GplConfig, TitleQueries, mine, train_gpl
 
 DOCS = [
     ("Pancreatic cancer surgery", "Resection outcomes for pancreatic adenocarcinoma in older adults."),

@@ -7,14 +7,16 @@ import random
 import numpy as np
 import pytest
 
-from core.bicross import Validation, fit_first_stage, make_label_table, top_k_agreement
-from core.encoders import load_bi_encoder
+from core.data.concepts import LabelRow
 from core.errors import ModelError
-from core.fusion import FEATURES, Blend, Candidates, Fusion, LearnedRanker
-from core.ranker import BiCrossRanker, NeighbourMemory, Prediction, load_ranker
-from core.sparse import SparseBackend, SparseConfig
-from core.taxonomy import LabelRow
-from core.versions import write_bundle
+from core.model.bicross import Validation, fit_first_stage, make_label_table, top_k_agreement
+from core.model.encoders import load_bi_encoder
+from core.model.fusion import FEATURES, Blend, Candidates, Fusion, LearnedRanker
+from core.model.labels import Prediction
+from core.model.loading import load_ranker
+from core.model.ranker import BiCrossRanker, NeighbourMemory
+from core.model.sparse import SparseBackend, SparseConfig
+from core.model.versions import write_bundle
 
 # Label 7 ("Humans") has no useful name: only the word "patients" predicts it, as MeSH's check tags.
 WORDS = {1: "infarction angioplasty troponin", 2: "mammography tumour screening", 3: "insulin glucose glycaemic",
@@ -142,7 +144,7 @@ def test_the_learned_first_stage_beats_cosine_alone_on_held_out_documents_and_su
     ranker, texts, gold = hybrid
     stats = fit_first_stage(ranker, Validation(texts[:60], gold[:60]), "learned")
     assert stats["fusion"] == "learned" and ranker.fusion.learned
-    from core.metrics import evaluate
+    from core.model.metrics import evaluate
 
     held = texts[60:], gold[60:]
     learned = [[p.label_id for p in r] for r in ranker.rank(held[0], k=3)]

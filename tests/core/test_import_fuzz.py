@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from core.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+from core.accounts.projects import create_project
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
 from core.errors import XmtcError
-from core.imports import import_corpus, import_taxonomy
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
 from storage.models import Document, DocumentLabel, Label
 from tests.fakes import TAXONOMY_CSV, write
 

@@ -5,12 +5,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from core.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+from core.accounts.projects import create_project
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_annif_tsv, read_csv, read_jsonl
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
 from core.errors import ImportFailed
-from core.imports import import_corpus, import_taxonomy
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
 from storage.models import Document, DocumentLabel, Event, Label, LabelParent
 from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.index import ExactIndex, HnswIndex, load_index
+from core.model.index import ExactIndex, HnswIndex, load_index
 
 DIM = 16
 

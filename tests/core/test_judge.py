@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from core.judge import (
+from core.evaluation.judge import (
     PROMPTS,
     RATED,
     UNRATED,

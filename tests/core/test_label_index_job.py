@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from core.accounts.projects import create_project
 from core.config import Settings
-from core.imports import import_taxonomy
+from core.data.concepts import read_taxonomy
+from core.data.imports import import_taxonomy
 from core.jobs import enqueue, get_job
-from core.projects import create_project
-from core.ranker import load_ranker
-from core.taxonomy import read_taxonomy
-from core.versions import active_version
+from core.model.loading import load_ranker
+from core.model.versions import active_version
 from core.worker import WorkerProcess
 from tests.fakes import TAXONOMY_CSV, write
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.lexical import LexicalMatcher
+from core.model.lexical import LexicalMatcher
 
 
 def test_names_are_found_word_aligned_with_plurals_folded():

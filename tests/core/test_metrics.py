@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.metrics import evaluate, f1_at_k, ndcg_at_k, precision_at_k, recall_at_k
+from core.model.metrics import evaluate, f1_at_k, ndcg_at_k, precision_at_k, recall_at_k
 
 RANKED = [3, 1, 7, 2, 9]
 GOLD = {1, 2, 4}
@@ -36,3 +36,21 @@ def test_ndcg_by_hand():
 def test_evaluate_averages_and_skips_documents_without_gold():
     out = evaluate([[1, 2], [5, 6], [9]], [{1}, {6}, set()], names=("P@1", "R@2"))
     assert out == {"P@1": 0.5, "R@2": 1.0}
+
+
+def test_evaluate_ranker_reads_the_top_k_after_excluded_labels_and_passes_vectors_and_options():
+    from core.model.bicross import evaluate_ranker
+    from core.model.labels import Prediction
+
+    calls = []
+
+    class Ranked:
+        def rank(self, texts, k=10, **options):
+            calls.append((len(texts), k, sorted(options), options.get("doc_vectors", [None])[0]))
+            return [[Prediction(lab, 1.0 / lab, 0.0) for lab in range(1, k + 1)] for _ in texts]
+
+    texts, gold = ["a", "b", "c"], [{2}, {2}, {9}]
+    scores = evaluate_ranker(Ranked(), texts, gold, k=1, batch=2, metrics=("P@1",), doc_vectors=["va", "vb", "vc"],
+                             exclude=frozenset({1}), rerank=False)
+    assert scores["P@1"] == pytest.approx(2 / 3)  # label 1 taken out: label 2 is each document's first
+    assert calls == [(2, 2, ["doc_vectors", "rerank"], "va"), (1, 2, ["doc_vectors", "rerank"], "vc")]

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 
 from core.jobs import JobView, eta_text
-from core.model_views import metrics_side_by_side, training_estimate, version_table
-from core.training import TrainConfig
-from core.versions import VersionView
+from core.model.training import TrainConfig
+from core.model.versions import VersionView
+from core.model.views import metrics_side_by_side, training_estimate, version_table
 
 T = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from core.accounts.projects import create_project
 from core.config import Settings
-from core.corpus import ColumnMapping, read_csv
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_csv
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
 from core.errors import XmtcError
-from core.imports import import_corpus, import_taxonomy
 from core.jobs import enqueue, get_job
-from core.new_labels import load_pools
-from core.projects import create_project
-from core.ranker import BiCrossRanker
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
-from core.training import TrainConfig
-from core.versions import activate, active_version, list_versions, read_manifest
+from core.model.ranker import BiCrossRanker
+from core.model.training import TrainConfig
+from core.model.versions import activate, active_version, list_versions, read_manifest
+from core.newlabels.jobs import load_pools
 from core.worker import WorkerProcess
 from storage.models import Document, Label, ModelVersion, PoolEntry
 from tests.fakes import TAXONOMY_CSV, write
@@ -64,6 +64,7 @@ def test_gpl_needs_a_trained_cross_encoder(db, project):
     assert job.status == "failed" and "needs a cross-encoder" in job.error
 
 
+@pytest.mark.slow  # trains a real model for several seconds
 def test_gpl_adapts_a_separate_encoder_and_the_pool_job_uses_it(db, project, data_dir):
     pid, labels = project
     cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1)
@@ -108,9 +109,10 @@ def test_the_pool_job_refuses_unknown_labels_and_an_empty_choice(db, project):
     assert job.status == "failed" and "at least one new label" in job.error
 
 
+@pytest.mark.slow  # trains a real model for several seconds
 def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_queue(db, project):
-    from core.auth import create_user
-    from core.campaigns import CampaignConfig, answer, campaign_progress, claim_next, create_campaign
+    from core.accounts.auth import create_user
+    from core.newlabels.campaigns import CampaignConfig, answer, campaign_progress, claim_next, create_campaign
     from storage.models import Annotation, Campaign, QueueItem
 
     pid, labels = project
@@ -146,8 +148,8 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
     assert not np.allclose(before, after, atol=1e-4)
     # old_R@10 is measured before the iteration learns, with the version it started from: recompute it from that
     # version on the test documents' old labels
-    from core.catalog import documents
-    from core.metrics import evaluate
+    from core.data.catalog import documents
+    from core.model.metrics import evaluate
 
     test = [d for d in documents(db, pid, "test") if set(d.gold) - {oncology}]
     ranked = rows[0].rank([d.text for d in test], k=10, rerank=False)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from core.oracle import SimulatedOracle
+from core.newlabels.oracle import SimulatedOracle
 
 
 def test_the_simulated_oracle_answers_only_from_gold():

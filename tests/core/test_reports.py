@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.reports import parse_list
+from core.data.reports import parse_list
 
 
 @pytest.mark.parametrize(

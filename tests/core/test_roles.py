@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from core.auth import create_user
-from core.campaigns import create_campaign, set_status
-from core.corpus import ColumnMapping, read_csv
+from core.accounts.auth import create_user
+from core.accounts.projects import add_member, create_project, delete_project
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_csv
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
 from core.errors import PermissionDenied
-from core.imports import import_corpus, import_taxonomy
 from core.jobs import enqueue
-from core.projects import add_member, create_project, delete_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
-from core.taxonomy_update import add_label, apply_update, retire_label
-from core.versions import activate
+from core.model.versions import activate
+from core.newlabels.campaigns import create_campaign, set_status
+from core.taxonomy.update import add_label, apply_update, retire_label
 from storage.models import Campaign, Event, Job, Label, Project, User
 from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, write
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.data.concepts import Concept, Taxonomy, find_cycle, read_taxonomy
 from core.errors import ImportFailed, TaxonomyError
-from core.taxonomy import Concept, Taxonomy, find_cycle, read_taxonomy
 from tests.fakes import TAXONOMY_CSV, write
 
 
@@ -92,7 +92,7 @@ def test_mesh_2015_tree_numbers_build_a_poly_hierarchy(shared_data):
 
 
 def test_label_text_enrichment():
-    from core.taxonomy import label_text
+    from core.data.concepts import label_text
 
     assert label_text("Myocardial Infarction") == "Myocardial Infarction"
     assert label_text("MI", ["Heart Attack", "MI", "Infarct"], max_alts=1) == "MI (Heart Attack)"

@@ -8,16 +8,16 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from core.catalog import search_labels, servable_labels
-from core.corpus import read_annif_tsv
+from core.accounts.projects import create_project
+from core.data.catalog import search_labels, servable_labels
+from core.data.concepts import read_skos, read_taxonomy, read_taxonomy_csv
+from core.data.corpus import read_annif_tsv
+from core.data.imports import import_taxonomy
+from core.data.reports import ImportReport
 from core.errors import TaxonomyError, XmtcError
-from core.exports import annif_tsv, document_labels, taxonomy_csv, taxonomy_turtle
-from core.imports import import_taxonomy
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_skos, read_taxonomy, read_taxonomy_csv
-from core.taxonomy_diff import diff_taxonomies
-from core.taxonomy_update import add_label, apply_update, current_concepts, preview_update, retire_label
+from core.taxonomy.diff import diff_taxonomies
+from core.taxonomy.exports import annif_tsv, document_labels, taxonomy_csv, taxonomy_turtle
+from core.taxonomy.update import add_label, apply_update, current_concepts, preview_update, retire_label
 from storage.models import Event, Label, LabelParent, Project, TaxonomyVersion
 from tests.fakes import write
 
@@ -89,7 +89,7 @@ def test_an_update_with_a_missing_parent_or_a_cycle_is_refused_whole(world, tmp_
 
 
 def test_a_removed_label_with_open_questions_blocks_the_update(world, tmp_path):
-    from core.campaigns import CampaignConfig, add_questions, create_campaign
+    from core.newlabels.campaigns import CampaignConfig, add_questions, create_campaign
 
     db, pid, labels = world["db"], world["pid"], world["labels"]
     cid = create_campaign(db, pid, "onc", [labels["onc"]], None, CampaignConfig())
@@ -145,8 +145,8 @@ def test_search_ranks_exact_names_then_alternative_names_then_prefixes(world):
 
 
 def test_exports_round_trip_through_the_importers(world, tmp_path):
-    from core.predictions import store_predictions
-    from core.ranker import Prediction
+    from core.model.labels import Prediction
+    from core.model.predictions import store_predictions
 
     db, pid, labels = world["db"], world["pid"], world["labels"]
     retire_label(db, pid, labels["onc"], "deprecate", replaced_by=labels["card"])
@@ -203,13 +203,13 @@ def test_physh_2_6_to_2_7_diff_matches_an_independent_count_and_applies(db, shar
 def test_an_applied_update_is_served_at_once_and_old_predictions_keep_their_version(db, data_dir, tmp_path):
     """The real bundled encoder: the update job embeds the added label and drops the removed ones, no retraining."""
     from core.config import Settings
-    from core.corpus import ColumnMapping, read_csv
-    from core.imports import import_corpus
+    from core.data.corpus import ColumnMapping, read_csv
+    from core.data.imports import import_corpus
     from core.jobs import enqueue, get_job
-    from core.predictions import predict_split
-    from core.ranker import load_ranker
-    from core.taxonomy_update import APPLY_UPDATE, PREVIEW_UPDATE, file_digest
-    from core.versions import active_version
+    from core.model.loading import load_ranker
+    from core.model.predictions import predict_split
+    from core.model.versions import active_version
+    from core.taxonomy.update import APPLY_UPDATE, PREVIEW_UPDATE, file_digest
     from core.worker import WorkerProcess
     from storage.models import PredictionRecord
     from tests.fakes import CORPUS_CSV, TAXONOMY_CSV

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
+from core.accounts.projects import create_project
 from core.config import Settings
-from core.corpus import ColumnMapping, read_csv
-from core.imports import import_corpus, import_taxonomy
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_csv
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
 from core.jobs import enqueue, get_job
-from core.projects import create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
-from core.training import TrainConfig
-from core.versions import active_version, list_versions
+from core.model.training import TrainConfig
+from core.model.versions import active_version, list_versions
 from core.worker import WorkerProcess
 from tests.fakes import TAXONOMY_CSV, write
 
@@ -24,6 +26,7 @@ CORPUS = """doc_id,title,abstract,tags,split
 """
 
 
+@pytest.mark.slow  # trains a real model for several seconds
 def test_the_training_job_creates_versions_with_metrics_and_activates_bicross(db, tmp_path):
     pid = create_project(db, "p")
     import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")

@@ -8,12 +8,13 @@ import random
 import numpy as np
 import pytest
 
-from core.bicross import fit_bicross, make_label_table
+from core.data.concepts import LabelRow
 from core.errors import ModelError
-from core.ranker import BiCrossRanker, load_ranker
-from core.taxonomy import LabelRow
-from core.training import TrainConfig, conflict_free_batches, cross_examples
-from core.versions import read_manifest, write_bundle
+from core.model.bicross import fit_bicross, make_label_table
+from core.model.loading import load_ranker
+from core.model.ranker import BiCrossRanker
+from core.model.training import TrainConfig, conflict_free_batches, cross_examples
+from core.model.versions import read_manifest, write_bundle
 
 LABELS = [LabelRow(1, "mi", "Myocardial Infarction"), LabelRow(2, "bc", "Breast Neoplasms"),
           LabelRow(3, "dm", "Diabetes Mellitus"), LabelRow(4, "as", "Asthma"), LabelRow(5, "hu", "Humans")]
@@ -72,7 +73,7 @@ def tiny_fit(encoder_path):
     cfg = TrainConfig(epochs=2, batch_size=3, lr=1e-4, cross_positives_per_doc=2, validation_share=0.0,
                       max_seq_length=64, cross_max_length=64)
     texts, gold = [t for t, _ in DOCS], [g for _, g in DOCS]
-    before = BiCrossRanker.build(__import__("core.encoders", fromlist=["x"]).load_bi_encoder(encoder_path, "cpu"),
+    before = BiCrossRanker.build(__import__("core.model.encoders", fromlist=["x"]).load_bi_encoder(encoder_path, "cpu"),
                                  make_label_table(LABELS, gold))
     fit = fit_bicross(encoder_path, "cpu", LABELS, texts, gold, cfg)
     return before, fit, texts
@@ -141,7 +142,7 @@ def test_a_new_label_is_served_without_retraining(tiny_fit):
 def _loop(steps: int, deadline: float | None, clock: list[float]):
     import torch
 
-    from core.training import Steps
+    from core.model.training import Steps
 
     weight = torch.nn.Parameter(torch.ones(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
@@ -152,7 +153,7 @@ def _loop(steps: int, deadline: float | None, clock: list[float]):
 
 
 def test_a_deadline_cuts_the_loop_and_the_schedule_still_decays_to_zero(monkeypatch):
-    from core import training
+    from core.model import training
 
     clock = [1000.0]
     monkeypatch.setattr(training.time, "monotonic", lambda: clock[0])
@@ -185,7 +186,7 @@ def test_without_a_deadline_the_schedule_is_the_linear_warmup_and_decay(monkeypa
 def test_the_budget_plan_reserves_the_work_after_training_and_splits_the_rest():
     import time
 
-    from core.bicross import BudgetPlan
+    from core.model.bicross import BudgetPlan
 
     now = time.monotonic()
     bi_only = BudgetPlan.make(now + 600, TrainConfig(train_cross=False), 0.01, 8000, 1440, 160, 1000)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from core.bicross import make_label_table
-from core.catalog import documents
-from core.encoders import load_bi_encoder
+from core.accounts.projects import create_project
+from core.data.catalog import documents
+from core.data.concepts import LabelRow, read_taxonomy
+from core.data.imports import import_taxonomy
 from core.errors import NotFound
-from core.imports import import_taxonomy
-from core.predictions import predict_split, predictions_for
-from core.projects import create_project
-from core.ranker import BiCrossRanker, load_ranker
-from core.taxonomy import LabelRow, read_taxonomy
-from core.versions import activate, active_version, register_version, write_bundle
+from core.model.bicross import make_label_table
+from core.model.encoders import load_bi_encoder
+from core.model.loading import load_ranker
+from core.model.predictions import predict_split, predictions_for
+from core.model.ranker import BiCrossRanker
+from core.model.versions import activate, active_version, register_version, write_bundle
 from storage.models import Document
 from tests.fakes import TAXONOMY_CSV, write
 
@@ -29,7 +30,7 @@ def project(db, tmp_path):
 
 
 def _version(db, pid, tmp_path, encoder_path, rename: dict[str, str]) -> int:
-    from core.catalog import servable_labels
+    from core.data.catalog import servable_labels
 
     labels = [LabelRow(lab.id, lab.external_id, rename.get(lab.external_id, lab.pref_label))
               for lab in servable_labels(db, pid)]
@@ -76,7 +77,7 @@ def test_temporary_folders_of_killed_writers_are_swept_later(tmp_path):
     import os
     import time
 
-    from core.versions import sweep_stale
+    from core.model.versions import sweep_stale
 
     parent = tmp_path / "project-1"
     old, fresh = parent / ".tmp-old", parent / ".tmp-fresh"

@@ -126,14 +126,14 @@ def seed(data_dir: Path) -> dict:
     """An admin, the small cardiology taxonomy and corpus, an active version and a campaign with questions."""
     from sqlalchemy import select
 
-    from core.auth import create_user
-    from core.campaigns import CampaignConfig, add_questions, create_campaign
-    from core.corpus import ColumnMapping, read_csv
-    from core.imports import import_corpus, import_taxonomy
-    from core.new_labels import store_pools
-    from core.projects import create_project
-    from core.reports import ImportReport
-    from core.taxonomy import read_taxonomy
+    from core.accounts.auth import create_user
+    from core.accounts.projects import create_project
+    from core.data.concepts import read_taxonomy
+    from core.data.corpus import ColumnMapping, read_csv
+    from core.data.imports import import_corpus, import_taxonomy
+    from core.data.reports import ImportReport
+    from core.newlabels.campaigns import CampaignConfig, add_questions, create_campaign
+    from core.newlabels.jobs import store_pools
     from storage.db import Database
     from storage.models import Document, Label
     from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, empty_version, write

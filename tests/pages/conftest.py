@@ -8,15 +8,15 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from core import auth
-from core.campaigns import CampaignConfig, add_questions, create_campaign
+from core.accounts import auth
+from core.accounts.projects import add_member, create_project
 from core.config import ROOT
-from core.corpus import ColumnMapping, read_csv
-from core.imports import import_corpus, import_taxonomy
-from core.new_labels import store_pools
-from core.projects import add_member, create_project
-from core.reports import ImportReport
-from core.taxonomy import read_taxonomy
+from core.data.concepts import read_taxonomy
+from core.data.corpus import ColumnMapping, read_csv
+from core.data.imports import import_corpus, import_taxonomy
+from core.data.reports import ImportReport
+from core.newlabels.campaigns import CampaignConfig, add_questions, create_campaign
+from core.newlabels.jobs import store_pools
 from storage.models import Document, Job, Label
 from tests.fakes import CORPUS_CSV, TAXONOMY_CSV, empty_version, write
 

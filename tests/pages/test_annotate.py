@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
-from core.campaigns import add_questions
-from core.versions import register_version, write_bundle
+from core.model.versions import register_version, write_bundle
+from core.newlabels.campaigns import add_questions
 from storage.models import Annotation, Document, Job, Label, QueueItem
 from tests.pages.conftest import signed_in, texts
 
@@ -113,8 +113,8 @@ def test_starting_a_campaign_without_a_pool_says_what_to_do(seeded, data_dir):
 
 
 def test_rating_mode_rates_the_top_labels_blind_or_with_the_llm(seeded, data_dir):
-    from core.predictions import store_predictions
-    from core.ranker import Prediction
+    from core.model.labels import Prediction
+    from core.model.predictions import store_predictions
     from storage.models import Rating
 
     db, pid = seeded["db"], seeded["project"]

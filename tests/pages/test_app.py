@@ -120,7 +120,7 @@ def test_model_page_training_form_queues_a_job_with_the_chosen_options(seeded):
 
 
 def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_dir):
-    from core.versions import register_version, write_bundle
+    from core.model.versions import register_version, write_bundle
 
     db, pid = seeded["db"], seeded["project"]
     for kind, p1 in (("bicross", 0.81), ("baseline", 0.62)):
@@ -132,7 +132,7 @@ def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_
     assert table["kind"].tolist() == ["baseline", "bicross"]
     assert table["P@1"].tolist() == [0.62, 0.81]
     assert table["active"].tolist() == ["", "yes"]
-    from core.versions import active_version, list_versions
+    from core.model.versions import active_version, list_versions
 
     baseline_id = next(v.id for v in list_versions(db, pid) if v.kind == "baseline")
     at.selectbox(key="activate_pick").set_value(baseline_id)
@@ -149,7 +149,7 @@ def test_model_page_lists_versions_with_their_metrics_side_by_side(seeded, data_
 
 
 def test_model_page_queues_gpl_and_a_pool_job_for_the_chosen_labels(seeded, data_dir):
-    from core.versions import register_version, write_bundle
+    from core.model.versions import register_version, write_bundle
 
     db, pid = seeded["db"], seeded["project"]
     for kind in ("bicross", "gpl"):
@@ -193,10 +193,10 @@ def test_taxonomy_page_searches_by_alternative_name_and_shows_every_path(seeded)
 
 
 def test_admin_imports_a_taxonomy_and_documents_through_jobs(db, data_dir, tmp_path):
-    from core import auth
+    from core.accounts import auth
+    from core.accounts.projects import create_project, overview
     from core.config import Settings
     from core.jobs import get_job
-    from core.projects import create_project, overview
     from core.worker import WorkerProcess
     from tests.fakes import CORPUS_CSV, TAXONOMY_CSV
 
@@ -243,12 +243,12 @@ def test_a_job_whose_worker_died_is_shown_failed_on_the_next_page_view(seeded):
 
 
 def test_model_page_shows_each_sources_signal_and_contribution_for_a_try_document(seeded, data_dir, encoder_path):
-    from core.bicross import make_label_table
-    from core.catalog import documents, servable_labels
-    from core.encoders import load_bi_encoder
-    from core.ranker import BiCrossRanker
-    from core.sparse import SparseBackend, SparseConfig
-    from core.versions import register_version, write_bundle
+    from core.data.catalog import documents, servable_labels
+    from core.model.bicross import make_label_table
+    from core.model.encoders import load_bi_encoder
+    from core.model.ranker import BiCrossRanker
+    from core.model.sparse import SparseBackend, SparseConfig
+    from core.model.versions import register_version, write_bundle
 
     db, pid = seeded["db"], seeded["project"]
     train = [d for d in documents(db, pid) if d.split == "train"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from core.predictions import store_predictions
-from core.ranker import Prediction
+from core.model.labels import Prediction
+from core.model.predictions import store_predictions
 from storage.models import Document, Job, Label
 from tests.fakes import empty_version, seed_ratings
 from tests.pages.conftest import signed_in, texts
@@ -70,7 +70,7 @@ def test_an_annotator_cannot_start_judging_and_the_page_renders_without_ratings(
 
 
 def test_active_learning_curves_are_plotted_from_the_campaign_versions(rated, data_dir):
-    from core.annotate_views import campaign_curve
+    from core.newlabels.views import campaign_curve
     from storage.models import Campaign
 
     db, pid = rated["db"], rated["project"]

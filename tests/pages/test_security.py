@@ -93,7 +93,7 @@ ADMIN_ONLY = {"overview.py": ["Build the demo project", "Create project", "Creat
 
 
 def test_an_annotator_is_offered_no_admin_action_and_no_other_project(campaign):
-    from core.projects import create_project
+    from core.accounts.projects import create_project
 
     create_project(campaign["db"], "Someone else's project")
     for page, actions in ADMIN_ONLY.items():

@@ -106,9 +106,9 @@ def test_a_bad_update_is_reported_and_exports_are_offered(seeded):
 
 
 def test_every_level_pages_through_its_labels(seeded, tmp_path):
-    from core.imports import import_taxonomy
-    from core.projects import create_project
-    from core.taxonomy import read_taxonomy
+    from core.accounts.projects import create_project
+    from core.data.concepts import read_taxonomy
+    from core.data.imports import import_taxonomy
     from tests.fakes import write
 
     db = seeded["db"]

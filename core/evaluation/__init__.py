@@ -1,0 +1,1 @@
+"""LLM-assisted evaluation: the judge, ratings, LLM-vs-SME agreement."""

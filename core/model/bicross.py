@@ -1,0 +1,369 @@
+"""Fitting BiCross and the baseline from plain documents and labels (shared by the job and the bench)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data.concepts import LabelRow, label_text
+from core.errors import ModelError
+from core.model.baseline import BaselineRanker
+from core.model.cross import CrossScorer
+from core.model.encoders import load_bi_encoder
+from core.model.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, LearnedRanker
+from core.model.labels import LabelRanker, LabelTable
+from core.model.metrics import evaluate
+from core.model.ranker import BiCrossRanker, NeighbourMemory
+from core.model.sparse import SparseBackend, SparseConfig
+from core.model.training import (
+    Progress,
+    TrainConfig,
+    cross_examples,
+    no_progress,
+    train_bi_encoder,
+    train_cross_encoder,
+)
+
+PRIOR_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+LEXICAL_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+SPARSE_GRID = (0.0, 0.1, 0.2, 0.4, 0.8)
+BI_WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+TUNE_METRIC = "nDCG@10"
+MIN_LEARNED_DOCS = 50  # fewer validation documents than this: the blend, not a learned fusion
+
+
+def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0,
+                     parents: int = 0) -> LabelTable:
+    """Label texts (preferred name, optionally with ``alts`` alternative names and ``parents`` parent
+    names) and training frequencies.
+
+    Raises:
+        ModelError: a label has no text to embed.
+    """
+    empty = [lab.external_id for lab in labels if not (lab.pref_label or "").strip()]
+    if empty:
+        raise ModelError(f"{len(empty)} label(s) have no name to embed, e.g. {empty[:3]}; give them a preferred label.")
+    freq = Counter(lab for gold in doc_gold for lab in gold)
+    names = {lab.id: lab.pref_label for lab in labels}
+    return LabelTable(np.array([lab.id for lab in labels], dtype=np.int64),
+                      [label_text(lab.pref_label, lab.alt_labels, alts,
+                                  [names.get(p, "") for p in lab.parent_ids[:parents]]) for lab in labels],
+                      [lab.external_id for lab in labels],
+                      np.array([freq.get(lab.id, 0) for lab in labels], dtype=np.float32))
+
+
+def validation_split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices for training and for tuning the score fusion (a seeded random share held out)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = round(n * share) if n >= 20 else 0
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def stage(progress: Progress, start: float, end: float) -> Progress:
+    """A progress callback mapping 0..1 of a sub-step onto ``start..end`` of the whole."""
+    return lambda f, msg: progress(start + (end - start) * f, msg)
+
+
+def score_rankings(rankings: Sequence[Sequence[Any]], gold: Sequence[set[int]],
+                   names: Sequence[str] = ("P@1", "P@5", "R@10", "nDCG@10")) -> dict[str, float]:
+    return evaluate([[p.label_id for p in r] for r in rankings], gold, names)
+
+
+@dataclass
+class FitResult:
+    """A fitted ranker and what its training measured."""
+
+    ranker: Any
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _rankings(sets: Sequence[Candidates], scores: Sequence[np.ndarray]) -> list[list[int]]:
+    return [[int(i) for i in c.ids[np.argsort(-sc, kind="stable")]] for c, sc in zip(sets, scores, strict=True)]
+
+
+def tune_blend(ranker: BiCrossRanker, sets: Sequence[Candidates], gold: Sequence[set[int]]) -> dict[str, Any]:
+    """Grid-search the blend's first-stage weights on validation candidates."""
+    blend, best = ranker.fusion.blend, (-1.0, (0.0, 0.0, 0.0))
+    for w in PRIOR_GRID:
+        for lw in LEXICAL_GRID:
+            for sw in SPARSE_GRID if ranker.sparse is not None else (0.0,):
+                blend.prior_weight, blend.lexical_weight, blend.sparse_weight = w, lw, sw
+                m = evaluate(_rankings(sets, [blend.first_stage(c) for c in sets]), gold, (TUNE_METRIC,))[TUNE_METRIC]
+                if m > best[0] + 1e-9:
+                    best = (m, (w, lw, sw))
+    blend.prior_weight, blend.lexical_weight, blend.sparse_weight = best[1]
+    return {"prior_weight": best[1][0], "lexical_weight": best[1][1], "sparse_weight": best[1][2],
+            f"val_first_{TUNE_METRIC}": best[0]}
+
+
+def _targets(sets: Sequence[Candidates], gold: Sequence[set[int]]) -> list[np.ndarray]:
+    return [np.isin(c.ids, np.fromiter(g, dtype=np.int64, count=len(g))).astype(np.float32)
+            for c, g in zip(sets, gold, strict=True)]
+
+
+FOLDS = 5  # cross-fitting: the second stage learns from first-stage scores of models that did not see the document
+
+
+@dataclass
+class Validation:
+    """Validation documents with their candidates and out-of-fold first-stage scores (for the second stage)."""
+
+    texts: list[str]
+    gold: list[set[int]]
+    sets: list[Candidates] = field(default_factory=list)
+    first: list[np.ndarray] = field(default_factory=list)
+
+
+def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned", seed: int = 0) -> dict[str, Any]:
+    """Fit how candidates are ranked before the cross-encoder, on validation documents.
+
+    ``learned``: LambdaMART over every candidate's features (with enough documents), else the grid-tuned
+    blend. Fills ``val.sets`` and ``val.first``: each document's first-stage scores from a model fitted
+    without it (``FOLDS``-fold cross-fitting), so the second stage sees scores as good as on new documents.
+    """
+    if not val.texts:
+        return {"fusion": "blend (no validation documents)"}
+    val.sets = ranker.candidate_sets(val.texts)
+    keep = [i for i, g in enumerate(val.gold) if g]
+    out = tune_blend(ranker, val.sets, val.gold)  # the fallback is always tuned
+    out["val_candidate_recall"] = evaluate([list(c.ids) for c in val.sets], val.gold, ("R@100000",))["R@100000"]
+    if mode == "learned" and len(keep) >= MIN_LEARNED_DOCS:
+        targets = _targets(val.sets, val.gold)
+        ranker.fusion.first = LearnedRanker.fit([val.sets[i].features for i in keep], [targets[i] for i in keep],
+                                                FEATURES, seed)
+        val.first = [np.zeros(0, dtype=np.float32)] * len(val.sets)
+        for fold in range(FOLDS):
+            held = set(range(fold, len(val.sets), FOLDS))
+            model = LearnedRanker.fit([val.sets[i].features for i in keep if i not in held],
+                                      [targets[i] for i in keep if i not in held], FEATURES, seed)
+            for i in held:
+                val.first[i] = model.score(val.sets[i].features)
+        out["fusion"] = "learned"
+        out["first_importance"] = ranker.fusion.first.importance()
+        out[f"val_first_oof_{TUNE_METRIC}"] = evaluate(_rankings(val.sets, val.first), val.gold,
+                                                       (TUNE_METRIC,))[TUNE_METRIC]
+    else:
+        ranker.fusion.first = None
+        val.first = [ranker.fusion.blend.first_stage(c) for c in val.sets]
+        out["fusion"] = "blend"
+    return out
+
+
+def fit_second_stage(ranker: BiCrossRanker, val: Validation, seed: int = 0) -> dict[str, Any]:
+    """Fit how the shortlist is ordered with the cross-encoder's scores (learned when the first stage is)."""
+    if not val.texts or ranker.cross is None:
+        return {}
+    if not val.sets:
+        fit_first_stage(ranker, val, "learned" if ranker.fusion.learned else "blend", seed)
+    n = ranker.fusion.candidates
+    heads, firsts = zip(*(c.top(f, n) for c, f in zip(val.sets, val.first, strict=True)), strict=True)
+    logits = ranker.cross_logits(val.texts, heads)
+    blend, best = ranker.fusion.blend, (-1.0, 0.0)
+    blend_firsts = [blend.first_stage(h) for h in heads]
+    for w in BI_WEIGHT_GRID:
+        blend.bi_weight = w
+        scores = [blend.final(f, lg) for f, lg in zip(blend_firsts, logits, strict=True)]
+        m = evaluate(_rankings(heads, scores), val.gold, (TUNE_METRIC,))[TUNE_METRIC]
+        if m > best[0] + 1e-9:
+            best = (m, w)
+    blend.bi_weight = best[1]
+    out: dict[str, Any] = {"bi_weight": best[1], f"val_blend_{TUNE_METRIC}": best[0]}
+    keep = [i for i, g in enumerate(val.gold) if g]
+    if ranker.fusion.first is not None:
+        rows = [np.column_stack([h.features, f, lg]) for h, f, lg in zip(heads, firsts, logits, strict=True)]
+        targets = _targets(heads, val.gold)
+        ranker.fusion.second = LearnedRanker.fit([rows[i] for i in keep], [targets[i] for i in keep],
+                                                 CROSS_FEATURES, seed)
+        out["second_importance"] = ranker.fusion.second.importance()
+    return out
+
+
+def top_k_agreement(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]], k: int = 10) -> float:
+    """Mean share of each document's top-``k`` labels two rankings have in common."""
+    return float(np.mean([len({p.label_id for p in x[:k]} & {p.label_id for p in y[:k]}) / k
+                          for x, y in zip(a, b, strict=True)])) if a else 1.0
+
+
+INT8_AGREEMENT = 0.98  # int8 serves on CPUs only where its top-10 keeps this much of PyTorch's
+
+
+def choose_cpu_runtime(ranker: BiCrossRanker, texts: list[str]) -> dict[str, Any]:
+    """Export the cross-encoder to ONNX and pick the CPU runtime: int8 where its top-10 agrees with PyTorch's on
+    ``texts`` (validation documents) at least :data:`INT8_AGREEMENT`, else fp32 (exact)."""
+    import tempfile
+
+    from core.model.cross import OnnxCrossScorer
+
+    torch_cross = ranker.cross
+    if not texts or not isinstance(torch_cross, CrossScorer):
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = torch_cross.export_onnx(Path(tmp))
+        reference = ranker.rank(texts, k=10)
+        ranker.cross = OnnxCrossScorer(torch_cross.path, Path(tmp) / files["int8"], torch_cross.max_length)
+        try:
+            agreement = top_k_agreement(reference, ranker.rank(texts, k=10))
+        finally:
+            ranker.cross = torch_cross
+    torch_cross.cpu_runtime = "onnx-int8" if agreement >= INT8_AGREEMENT else "onnx"
+    return {"int8_top10_agreement": agreement, "cpu_runtime": torch_cross.cpu_runtime}
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """When each training loop must stop for a job to end by its deadline (``time.monotonic()`` seconds).
+
+    The work after the loops (embedding labels and training documents, the sparse fit, the fusion on the
+    validation documents, the evaluation, and with a cross-encoder its scoring, export and int8 check) is
+    estimated from ``doc_seconds``, the measured time to embed one document, in the units below, with a
+    safety margin; the loops share what is left (the bi-encoder ``BI_SHARE`` of it when both train).
+    """
+
+    bi_deadline: float | None
+    cross_deadline: float | None
+    doc_seconds: float
+    reserved_seconds: float
+
+    PER_LABEL, PER_TRAIN_DOC, PER_RANKED_DOC = 0.1, 1.2, 1.5  # in documents embedded
+    PER_CROSS_DOC = 32.0  # one document's candidates scored by the cross-encoder
+    FIXED_S, CROSS_FIXED_S, MARGIN, BI_SHARE = 30.0, 60.0, 1.3, 0.6
+
+    @classmethod
+    def make(cls, deadline: float, cfg: TrainConfig, doc_seconds: float, labels: int, train_docs: int,
+             validation_docs: int, eval_docs: int) -> BudgetPlan:
+        units = cls.PER_LABEL * labels + cls.PER_TRAIN_DOC * train_docs + cls.PER_RANKED_DOC * (validation_docs + eval_docs)
+        fixed = cls.FIXED_S
+        if cfg.train_cross:  # mining negatives, the second stage (5 folds of validation scores), the int8 check, eval
+            units += cls.PER_RANKED_DOC * train_docs + cls.PER_CROSS_DOC * (3 * validation_docs + eval_docs)
+            fixed += cls.CROSS_FIXED_S
+        reserved = cls.MARGIN * (units * doc_seconds + fixed)
+        loops_end = deadline - reserved
+        if not cfg.train_bi:
+            return cls(None, loops_end, doc_seconds, reserved)
+        if not cfg.train_cross:
+            return cls(loops_end, None, doc_seconds, reserved)
+        bi_end = time.monotonic() + cls.BI_SHARE * max(0.0, loops_end - time.monotonic())
+        return cls(bi_end, max(bi_end, loops_end), doc_seconds, reserved)
+
+
+def doc_seconds(encoder: Any, texts: Sequence[str], sample: int = 64) -> float:
+    """Measured seconds to embed one document (a sample of ``texts``) with ``encoder``."""
+    chosen = list(texts[:sample]) or ["."]
+    clock = time.monotonic()
+    encoder.encode(chosen, batch_size=32, show_progress_bar=False)
+    return (time.monotonic() - clock) / len(chosen)
+
+
+def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
+                gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress,
+                cross_init: str | None = None, base: BiCrossRanker | None = None, deadline: float | None = None,
+                eval_docs: int = 0) -> FitResult:
+    """Train the bi-encoder, the sparse backend and the cross-encoder (as ``cfg`` asks) and fit the fusion.
+
+    A share of the training documents (``cfg.validation_share``) is held out: the fusion is fitted on them,
+    on features the models did not learn from.
+
+    Args:
+        encoder_path: checkpoint the bi-encoder starts from.
+        cross_init: checkpoint the cross-encoder starts from (default: ``encoder_path``).
+        base: a served ranker whose cross-encoder is kept when ``cfg.train_cross`` is off.
+        deadline: ``time.monotonic()`` by which the whole job should end (a time budget); the training loops stop
+            early to leave time for the rest, ``eval_docs`` documents evaluated after this returns included.
+    """
+    if not any(gold):
+        raise ModelError("There is nothing to train on: no training document has a gold label.")
+    tr, val = validation_split(len(texts), cfg.validation_share, cfg.seed)
+    tr_texts, tr_gold = [texts[i] for i in tr], [gold[i] for i in tr]
+    val_texts, val_gold = [texts[i] for i in val], [gold[i] for i in val]
+    table = make_label_table(labels, tr_gold, cfg.label_alts, cfg.label_parents)
+    known = set(int(i) for i in table.ids)
+    tr_gold = [{g for g in s if g in known} for s in tr_gold]
+    val_gold = [{g for g in s if g in known} for s in val_gold]
+    stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table)}
+    started = time.monotonic()
+    bi = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
+    plan = None
+    if deadline is not None:
+        plan = BudgetPlan.make(deadline, cfg, doc_seconds(bi, tr_texts), len(table), len(tr), len(val), eval_docs)
+        stats["budget"] = {"reserved_seconds": plan.reserved_seconds, "doc_seconds": plan.doc_seconds}
+    if cfg.train_bi:
+        label_texts = table.text_map()
+        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.4),
+                                       deadline=plan and plan.bi_deadline)
+    progress(0.41, "embedding labels and building the HNSW index")
+    fusion = Fusion(candidates=cfg.candidates, sparse_candidates=cfg.sparse_candidates if cfg.sparse else 0,
+                    neighbours=cfg.neighbours)
+    ranker = BiCrossRanker.build(bi, table, fusion=fusion)
+    if cfg.sparse:
+        progress(0.42, "training the sparse backend (TF-IDF + Omikuji)")
+        clock = time.monotonic()
+        ranker.sparse = SparseBackend.fit(tr_texts, tr_gold, SparseConfig(seed=cfg.seed))
+        stats["sparse_seconds"] = time.monotonic() - clock
+    if cfg.neighbours:
+        ranker.memory = NeighbourMemory(ranker.embed_documents(tr_texts), [sorted(g) for g in tr_gold])
+    progress(0.45, "fitting the first stage of the fusion on the validation documents")
+    clock = time.monotonic()
+    validation = Validation(val_texts, val_gold)
+    stats.update(fit_first_stage(ranker, validation, cfg.fusion, cfg.seed))
+    stats["first_seconds"] = time.monotonic() - clock
+    if cfg.train_cross:
+        progress(0.47, "mining cross-encoder negatives from the merged candidates")
+        rng = random.Random(cfg.seed)
+        cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k)
+        examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, rng)
+        cross = CrossScorer(cross_init or encoder_path, str(bi.device), cfg.cross_max_length)
+        stats["cross_init"] = cross_init or encoder_path
+        stats["cross"] = train_cross_encoder(cross, examples, tr_texts, table.text_map(), cfg,
+                                             stage(progress, 0.48, 0.92), deadline=plan and plan.cross_deadline)
+        ranker.cross = cross
+    elif base is not None and base.cross is not None:
+        ranker.cross = base.cross
+    if ranker.cross is not None:
+        progress(0.93, "fitting the second stage of the fusion (with the cross-encoder) on the validation documents")
+        clock = time.monotonic()
+        stats.update(fit_second_stage(ranker, validation, cfg.seed))
+        stats["second_seconds"] = time.monotonic() - clock
+        if cfg.train_cross:
+            progress(0.97, "checking the int8 ONNX cross-encoder against PyTorch on the validation documents")
+            stats.update(choose_cpu_runtime(ranker, val_texts))
+    stats["train_seconds"] = time.monotonic() - started
+    return FitResult(ranker, stats)
+
+
+def fit_baseline(encoder_path: str, device: str, labels: Sequence[LabelRow], texts: Sequence[str],
+                 gold: Sequence[set[int]], cfg: TrainConfig, progress: Progress = no_progress) -> FitResult:
+    """Train the classification-head baseline on all training documents."""
+    table = make_label_table(labels, gold, cfg.label_alts, cfg.label_parents)
+    encoder = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
+    ranker = BaselineRanker(encoder, table)
+    stats = ranker.train(list(texts), [set(g) for g in gold], cfg, progress)
+    return FitResult(ranker, {"baseline": stats})
+
+
+def evaluate_ranker(ranker: LabelRanker, texts: list[str], gold: list[set[int]], k: int = 30,
+                    batch: int = 32, progress: Progress = no_progress,
+                    metrics: tuple[str, ...] = ("P@1", "P@5", "R@10", "nDCG@10", "R@30"),
+                    doc_vectors: np.ndarray | None = None, exclude: frozenset[int] = frozenset(),
+                    **rank_options: Any) -> dict[str, float]:
+    """P@1, P@5, R@10, nDCG@10 and R@30 (or ``metrics``) of the top-``k`` over documents.
+
+    Args:
+        doc_vectors: the documents' bi-encoder vectors when already computed (BiCross only).
+        exclude: labels taken out of each ranking before its top ``k`` is read.
+        rank_options: passed to ``ranker.rank`` (e.g. ``rerank=False``: the first stage alone).
+    """
+    rankings = []
+    for s in range(0, len(texts), batch):
+        vectors = {} if doc_vectors is None else {"doc_vectors": doc_vectors[s:s + batch]}
+        ranked = ranker.rank(texts[s:s + batch], k=k + len(exclude), **vectors, **rank_options)
+        rankings += [[p for p in r if p.label_id not in exclude][:k] for r in ranked]
+        progress(min(1.0, (s + batch) / len(texts)), f"evaluated {min(len(texts), s + batch)} of {len(texts)}")
+    return score_rankings(rankings, gold, metrics)

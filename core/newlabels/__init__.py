@@ -1,0 +1,1 @@
+"""New labels: domain adaptation, pools, acquisition, the active-learning cycle, campaigns."""

@@ -1,0 +1,367 @@
+"""The active-learning cycle for new labels: select -> oracle answers -> train (with replay) -> repeat."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelError, XmtcError
+from core.model.ranker import BiCrossRanker
+from core.model.training import Progress, TrainConfig, no_progress, train_bi_encoder, train_cross_encoder
+from core.newlabels.acquisition import Acquisition, Question, make_strategy
+from core.newlabels.oracle import Answer, Oracle
+
+
+@dataclass
+class ALConfig:
+    """Settings of one campaign (the benchmark runs these very defaults, as the app does).
+
+    Every iteration learns from *all* the answers given so far, in the parts that refit in seconds:
+    each new label's vector becomes a prototype (its name's embedding moved towards its confirmed
+    documents and away from its rejected ones: Rocchio's ``proto_*`` weights), the neighbour memory
+    and the sparse backend are refit with the confirmed documents (and, with ``seen_after``, the
+    label's prior follows its confirmed count). The cross-encoder learns the fresh "yes" and "no" answers, ``recall_ratio``
+    earlier answers per fresh one and ``replay_ratio`` old (document, gold label) pairs per positive,
+    at most ``cross_examples`` of them per iteration (its cost bounds the iteration's time on a CPU).
+    The bi-encoder itself stays as it is unless ``learn_encoder``: old labels keep their vectors,
+    the neighbour memory its geometry.
+    """
+
+    questions_per_iteration: int = 150
+    replay_ratio: float = 1.0
+    recall_ratio: float = 1.0
+    rerank_window: int = 0  # 0: each iteration re-scores every unasked pool document
+    strategy: str = "greedy"
+    give_up_after: int = 0  # stop asking about a label after this many "no" answers in a row (0: never)
+    # Confirmed documents before a label counts as trained on, with their count as its frequency (0: never).
+    # Never, by default: chosen on held-out TRAIN documents (bench.active_learning), where a label kept "without
+    # training documents" while its evidence arrives through the monotone signals (prototype cosine, neighbour
+    # votes, sparse scores) was found more often than one the fusion treats as a rare label (mean R@10 .291 vs .239).
+    seen_after: int = 0
+    proto_name: float = 1.0
+    proto_yes: float = 0.75
+    proto_no: float = 0.15
+    refit_sparse: bool = True
+    learn_encoder: bool = False
+    train_batch: int = 16
+    lr: float = 3e-5
+    cross_lr: float = 3e-5
+    cross_negatives: int = 1
+    cross_examples: int = 192  # one iteration's cross-encoder examples, sampled evenly (0: no cap; ~1.5 s/16 on a CPU)
+    cross_top_k: int = 30
+    cross_replay_docs: int = 32
+    use_negative_answers: bool = True
+    max_seq_length: int = 128
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Iteration:
+    """What one iteration asked, learned and measured."""
+
+    number: int
+    asked: int
+    positives: int
+    negatives: int
+    unsure: int
+    seconds: float
+    train: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class ActiveLearningCycle:
+    """Teaches a served BiCross model new labels from oracle answers, without forgetting old ones.
+
+    The new labels are embedded and indexed on construction (iteration 0: servable at once), with
+    the frequency of a label without training documents; as answers arrive each one is learned as
+    :class:`ALConfig` describes. Rebuilt from the same answers, the model is the same: a campaign
+    may restart its cycle from a saved version each iteration (``resume``).
+
+    Args:
+        ranker: the served model (changed in place).
+        texts: document id -> text, for every document that may be asked about or replayed.
+        replay_gold: document id -> its known gold labels (old labels; the replay source).
+        new_labels: label id -> text of each new label.
+        pools: label id -> candidate documents for that label, best first (by the adapted encoder).
+        resume: the model may serve the new labels already (a campaign's later iterations).
+    """
+
+    def __init__(self, ranker: BiCrossRanker, texts: Mapping[int, str], replay_gold: Mapping[int, set[int]],
+                 new_labels: Mapping[int, str], pools: Mapping[int, Sequence[int]], cfg: ALConfig | None = None,
+                 strategy: Acquisition | None = None, resume: bool = False) -> None:
+        self.cfg = cfg or ALConfig()
+        known = {int(i) for i in ranker.table.ids}
+        clash = [name for lid, name in new_labels.items() if lid in known]
+        if clash and not resume:
+            raise XmtcError(f"{len(clash)} new label(s) are already in the model's taxonomy, e.g. {clash[:3]}.")
+        empty = [new_labels[lid] for lid in new_labels if not pools.get(lid)]
+        if len(empty) == len(new_labels):
+            raise XmtcError("Every new label has an empty document pool: there is nothing to ask about.")
+        missing = sorted({d for p in pools.values() for d in p} - set(texts))
+        if missing:
+            raise XmtcError(f"{len(missing)} pool document(s) have no text, e.g. ids {missing[:3]}.")
+        self.empty_pools = empty
+        self.ranker = ranker
+        self.texts = dict(texts)
+        self.replay_gold = {d: set(g) for d, g in replay_gold.items()}
+        self._replay_pairs = [(d, lab) for d, gold in sorted(self.replay_gold.items()) for lab in sorted(gold)]
+        self.new_labels = dict(new_labels)
+        # Each pool's current order; duplicates dropped, labels with an empty pool left out.
+        self.order = {lid: list(dict.fromkeys(p)) for lid, p in pools.items() if p}
+        self.strategy = strategy or make_strategy(self.cfg.strategy)
+        self.rng = random.Random(self.cfg.seed)
+        self.answers: dict[Question, Answer] = {}
+        self.trained: set[Question] = set()
+        self.history: list[Iteration] = []
+        self._vectors: dict[int, np.ndarray] = {}  # document id -> bi-encoder vector (while the encoder is unchanged)
+        ids = [i for i in self.new_labels if i not in known]  # resuming: the campaign's labels are served already
+        self.base_freq = ranker.new_label_frequency()
+        if ids:
+            ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids], freq=self.base_freq)
+        self._names = self._name_vectors()
+
+    @property
+    def pools(self) -> dict[int, list[int]]:
+        return self.order
+
+    def _name_vectors(self) -> dict[int, np.ndarray]:
+        ids = list(self.new_labels)
+        return dict(zip(ids, self.ranker.embed_documents([self.ranker.table.text(i) for i in ids]), strict=True))
+
+    def doc_vectors(self, docs: Sequence[int]) -> np.ndarray:
+        """The bi-encoder's vectors of documents (each embedded once while the encoder stays unchanged)."""
+        todo = sorted({d for d in docs if d not in self._vectors})
+        if todo:
+            self._vectors.update(zip(todo, self.ranker.embed_documents([self.texts[d] for d in todo]), strict=True))
+        return np.stack([self._vectors[d] for d in docs]) if docs else np.zeros((0, self.ranker.vectors.shape[1]),
+                                                                                dtype=np.float32)
+
+    # --- selection -------------------------------------------------------------------------
+
+    def given_up(self) -> set[int]:
+        """Labels no longer asked about: their last ``give_up_after`` answers were all "no"."""
+        k = self.cfg.give_up_after
+        if k <= 0:
+            return set()
+        runs: dict[int, int] = {}
+        for (_, lab), a in self.answers.items():  # in the order they were given
+            runs[lab] = runs.get(lab, 0) + 1 if a == "no" else 0 if a == "yes" else runs.get(lab, 0)
+        return {lab for lab, n in runs.items() if n >= k}
+
+    def ranked_pools(self) -> dict[int, list[int]]:
+        """Each pool re-ordered by the current model's document-label cosine (the label's prototype).
+
+        Only the first ``rerank_window`` unasked documents of each pool are re-scored (0: all of them).
+        """
+        window = self.cfg.rerank_window
+        unasked = {lid: [d for d in order if (d, lid) not in self.answers] for lid, order in self.order.items()}
+        heads = {lid: docs[:window] if window > 0 else docs for lid, docs in unasked.items()}
+        docs = sorted({d for head in heads.values() for d in head})
+        if not docs:
+            return {lid: [] for lid in self.order}
+        vecs = self.doc_vectors(docs)
+        row = {d: i for i, d in enumerate(docs)}
+        for lid, head in heads.items():
+            if not head:
+                self.order[lid] = []
+                continue
+            sims = vecs[[row[d] for d in head]] @ self.ranker.vectors[self.ranker.table.row(lid)]
+            self.order[lid] = [head[i] for i in np.argsort(-sims, kind="stable")] + unasked[lid][len(head):]
+        return self.order
+
+    def select(self, n: int | None = None) -> list[Question]:
+        """The next questions; never one that was asked before, none about a label given up on (while
+        another label is still worth asking about)."""
+        pools = self.ranked_pools()
+        dropped = self.given_up()
+        if dropped and any(pools[lab] for lab in pools if lab not in dropped):
+            pools = {lab: p for lab, p in pools.items() if lab not in dropped}
+        return self.strategy.select(pools, set(self.answers), n or self.cfg.questions_per_iteration, self.rng)
+
+    def record(self, questions: Sequence[Question], answers: Sequence[Answer]) -> None:
+        """Keep the answers (and, with ``seen_after``, let each new label's prior follow its confirmed documents)."""
+        for q, a in zip(questions, answers, strict=True):
+            self.answers[q] = a
+        yes = Counter(lab for (_, lab), a in self.answers.items() if a == "yes")
+        k = self.cfg.seen_after
+        self.ranker.set_frequency({lid: max(self.base_freq, float(yes[lid]) if 0 < k <= yes[lid] else 0.0)
+                                   for lid in self.new_labels})
+
+    # --- learning --------------------------------------------------------------------------
+
+    def confirmed(self) -> dict[int, set[int]]:
+        """Document id -> the new labels SMEs said "yes" to."""
+        out: dict[int, set[int]] = {}
+        for (d, lab), a in self.answers.items():
+            if a == "yes" and lab in self.new_labels:
+                out.setdefault(d, set()).add(lab)
+        return out
+
+    def _golds(self, docs: Sequence[int]) -> list[set[int]]:
+        """Each document's known labels: its old gold and the new labels confirmed so far (one pass over the answers)."""
+        confirmed = self.confirmed()
+        return [self.replay_gold.get(d, set()) | confirmed.get(d, set()) for d in docs]
+
+    def replay_sample(self, n: int) -> list[tuple[int, int]]:
+        """``n`` random (document, old gold label) pairs from the whole corpus."""
+        return self.rng.sample(self._replay_pairs, min(n, len(self._replay_pairs)))
+
+    def update_prototypes(self) -> None:
+        """Each new label's vector: its name's embedding moved towards its confirmed documents and away from
+        its rejected ones (Rocchio), normalised; a label without answers keeps its name's embedding."""
+        cfg = self.cfg
+        by_label: dict[int, dict[str, list[int]]] = {lid: {"yes": [], "no": []} for lid in self.new_labels}
+        for (d, lab), a in self.answers.items():
+            if lab in by_label and a in ("yes", "no"):
+                by_label[lab][a].append(d)
+        ids, vecs = [], []
+        for lid, got in by_label.items():
+            v = cfg.proto_name * self._names[lid]
+            if got["yes"]:
+                v = v + cfg.proto_yes * self.doc_vectors(got["yes"]).mean(axis=0)
+            if got["no"]:
+                v = v - cfg.proto_no * self.doc_vectors(got["no"]).mean(axis=0)
+            norm = float(np.linalg.norm(v))
+            ids.append(lid)
+            vecs.append(v / norm if norm > 0 else self._names[lid])
+        self.ranker.set_label_vectors(ids, np.stack(vecs))
+
+    def refit_memory(self) -> None:
+        """The neighbour memory carries the new labels on exactly the confirmed documents."""
+        if self.ranker.memory is None:
+            return
+        docs = sorted(self.confirmed())
+        self.ranker.memory.relabel(set(self.new_labels), self.doc_vectors(docs), self._golds(docs))
+
+    def refit_sparse(self) -> None:
+        """Retrain the sparse backend on every labelled document, the confirmed new labels included."""
+        from core.model.sparse import SparseBackend
+
+        if self.ranker.sparse is None or not self.cfg.refit_sparse:
+            return
+        labelled = [(d, g) for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g]
+        if labelled:
+            self.ranker.sparse = SparseBackend.fit([self.texts[d] for d, _ in labelled], [g for _, g in labelled],
+                                                   self.ranker.sparse.config)
+
+    def train(self, progress: Progress = no_progress) -> dict[str, Any]:
+        """Learn the answers so far: prototypes, neighbour memory, sparse backend (all answers), cross-encoder
+        (fresh answers + recalled ones + replay) and, when configured, the bi-encoder."""
+        cfg = self.cfg
+        fresh = [q for q in self.answers if q not in self.trained and self.answers[q] in ("yes", "no")]
+        if not fresh:
+            return {"skipped": "no new yes/no answer yet"}
+        fresh_pos = [q for q in fresh if self.answers[q] == "yes"]
+        fresh_neg = [q for q in fresh if self.answers[q] == "no"]
+        earlier = [q for q in self.answers if q in self.trained and self.answers[q] in ("yes", "no")]
+        recalled = self.rng.sample(earlier, min(len(earlier), round(len(fresh) * cfg.recall_ratio)))
+        positives = fresh_pos + [q for q in recalled if self.answers[q] == "yes"]
+        negatives = fresh_neg + [q for q in recalled if self.answers[q] == "no"]
+        replay = self.replay_sample(round(len(positives) * cfg.replay_ratio))
+        stats: dict[str, Any] = {"positives": len(positives), "negatives": len(negatives), "fresh": len(fresh),
+                                 "replay": len(replay), "confirmed": sum(len(v) for v in self.confirmed().values())}
+        seconds: dict[str, float] = {}
+        clock = time.monotonic()
+        tcfg = TrainConfig(epochs=1, batch_size=cfg.train_batch, lr=cfg.lr, cross_lr=cfg.cross_lr,
+                           max_seq_length=cfg.max_seq_length, warmup_ratio=0.0, seed=self.rng.randrange(10**6))
+        label_texts = self.ranker.table.text_map()
+        docs = sorted({d for d, _ in positives + negatives + replay})
+        index = {d: i for i, d in enumerate(docs)}
+        doc_texts = [self.texts[d] for d in docs]
+        golds = self._golds(docs)
+        if cfg.learn_encoder and positives:
+            try:
+                stats["bi"] = train_bi_encoder(self.ranker.bi_encoder, doc_texts, golds, label_texts, tcfg,
+                                               lambda f, m: progress(0.3 * f, m),
+                                               pairs=[(index[d], lab) for d, lab in positives + replay])
+            except ModelError as exc:  # e.g. too few compatible pairs to form a batch yet: wait for more answers
+                stats["bi"] = {"skipped": str(exc)}
+            else:
+                self._vectors.clear()
+                self.ranker.reindex()
+                self._names = self._name_vectors()
+            seconds["bi"], clock = time.monotonic() - clock, time.monotonic()
+        progress(0.3, "moving the new labels' vectors to their confirmed documents")
+        self.update_prototypes()
+        self.refit_memory()
+        seconds["labels"], clock = time.monotonic() - clock, time.monotonic()
+        progress(0.35, "refitting the sparse backend")
+        self.refit_sparse()
+        seconds["sparse"], clock = time.monotonic() - clock, time.monotonic()
+        if self.ranker.cross is not None and positives:
+            examples = self._cross_examples(positives, negatives if cfg.use_negative_answers else [], docs, index, golds)
+            stats["cross"] = train_cross_encoder(self.ranker.cross, examples, doc_texts, label_texts, tcfg,
+                                                 lambda f, m: progress(0.45 + 0.55 * f, m))
+            seconds["cross"] = time.monotonic() - clock
+        self.trained |= set(fresh)
+        stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+        return stats
+
+    def _cross_examples(self, positives: list[Question], negatives: list[Question], docs: list[int],
+                        index: dict[int, int], golds: list[set[int]]) -> list[tuple[int, int, float]]:
+        cfg = self.cfg
+        out = [(index[d], lab, 1.0) for d, lab in positives] + [(index[d], lab, 0.0) for d, lab in negatives]
+        # Random negatives from the current first stage's top labels (never a known gold label).
+        if cfg.cross_negatives:
+            pos_docs = [d for d, _ in positives]
+            cand, _ = self.ranker.candidates([self.texts[d] for d in pos_docs], n=cfg.cross_top_k,
+                                             doc_vectors=self.doc_vectors(pos_docs))
+            for d, row in zip(pos_docs, cand, strict=True):
+                pool = [int(c) for c in row if c >= 0 and int(c) not in golds[index[d]]]
+                out += [(index[d], c, 0.0) for c in self.rng.sample(pool, min(cfg.cross_negatives, len(pool)))]
+        # A little replay keeps the cross-encoder's old labels from fading.
+        replay_docs = [d for d in docs if self.replay_gold.get(d)][: cfg.cross_replay_docs]
+        for d in replay_docs:
+            out.append((index[d], self.rng.choice(sorted(self.replay_gold[d])), 1.0))
+        self.rng.shuffle(out)
+        return out[: cfg.cross_examples] if cfg.cross_examples > 0 else out
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def step(self, oracle: Oracle, progress: Progress = no_progress) -> Iteration | None:
+        """One select -> answer -> train round (``None`` when every pool is exhausted)."""
+        started = time.monotonic()
+        questions = self.select()
+        if not questions:
+            return None
+        select_s = time.monotonic() - started
+        answers = oracle.answer(questions)
+        asked_at = time.monotonic()
+        self.record(questions, answers)
+        train = self.train(progress)
+        train.setdefault("seconds", {})["select"] = round(select_s, 2)
+        number = self.history[-1].number + 1 if self.history else 1
+        # The oracle's own time (an SME thinking) is not the model's: leave it out of the iteration time.
+        seconds = select_s + (time.monotonic() - asked_at)
+        record = Iteration(number, len(questions), answers.count("yes"), answers.count("no"),
+                           answers.count("unsure"), seconds, train)
+        self.history.append(record)
+        return record
+
+    def run(self, oracle: Oracle, iterations: int, evaluate: Callable[[BiCrossRanker, int], dict] | None = None,
+            progress: Progress = no_progress) -> list[Iteration]:
+        """Run ``iterations`` rounds; ``evaluate(ranker, iteration)`` is measured before the first and after each."""
+        if evaluate is not None and not self.history:
+            self.history.append(Iteration(0, 0, 0, 0, 0, 0.0, metrics=evaluate(self.ranker, 0)))
+        for it in range(iterations):
+            record = self.step(oracle, lambda f, m, it=it: progress((it + f) / iterations, m))
+            if record is None:
+                break
+            if evaluate is not None:
+                record.metrics = evaluate(self.ranker, record.number)
+        return self.history
+
+    def answers_per_label(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.new_labels, 0)
+        for _, lab in self.answers:
+            counts[lab] = counts.get(lab, 0) + 1
+        return counts

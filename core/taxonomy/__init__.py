@@ -1,0 +1,1 @@
+"""A taxonomy that changes: the diff between versions, applying an update, exports."""
