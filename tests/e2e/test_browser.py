@@ -27,6 +27,18 @@ TITLES = ("Heart attack outcomes", "Tumour growth", "Cardio-oncology")  # the se
 A_TITLE = re.compile("^(" + "|".join(map(re.escape, TITLES)) + ")$")
 
 
+def session_cookie(page, timeout_s: float = 15) -> dict:
+    """Wait until the browser holds the sign-in cookie (written by a component just after sign-in; until then a
+    click may race with the rerun it triggers)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [c for c in page.context.cookies() if c["name"] == "xmtc_session"]
+        if found:
+            return found[0]
+        page.wait_for_timeout(200)
+    raise AssertionError("the sign-in cookie was never written")
+
+
 def question(page) -> str:
     """The title of the document asked about on screen (it changes when the next question comes)."""
     page.get_by_text("Does this document belong to the label?").wait_for()
@@ -45,8 +57,11 @@ def test_sign_in_answer_with_the_keyboard_undo_and_see_every_page(app_server, pa
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Cardio demo").first.wait_for()
     page.get_by_role("heading", name="Overview").wait_for()
+    cookie = session_cookie(page)
+    assert cookie["sameSite"] == "Strict" and len(cookie["value"]) >= 40  # a random token, never in the URL
+    page.wait_for_timeout(500)  # the rerun the cookie component triggers
 
-    nav = page.get_by_test_id("stSidebarNav")  # in-app navigation keeps the session (a reload signs out)
+    nav = page.get_by_test_id("stSidebarNav")
     nav.get_by_role("link", name="Annotate").click()
     first = question(page)
     page.get_by_text("Keys: Y yes").wait_for()
@@ -112,7 +127,7 @@ def test_a_newcomer_on_a_fresh_data_folder(fresh_server, page, tmp_path):
     page.get_by_role("textbox", name="Password (at least 8 characters)").fill("long enough")
     page.get_by_role("button", name="Create admin account").click()
     page.get_by_role("heading", name="Administration").wait_for()
-    page.wait_for_timeout(1500)  # the session cookie is written by the browser after the first run
+    session_cookie(page)
     page.reload()
     page.get_by_role("heading", name="Administration").wait_for()  # still signed in after a reload
 
