@@ -28,9 +28,15 @@ class CliError(XmtcError):
     """A bad command line (a missing file, an unknown project): reported in one line."""
 
 
-def _db(settings: Settings) -> Database:
+def _db(settings: Settings, prepare: bool = True) -> Database:
+    from storage.migrate import SchemaBehind
+
     db = Database(settings.db_url)
-    db.create_all()
+    if prepare:
+        try:
+            db.prepare()
+        except SchemaBehind as exc:
+            raise CliError(str(exc)) from exc
     return db
 
 
@@ -237,6 +243,17 @@ def cmd_worker(args: argparse.Namespace, db: Database, settings: Settings) -> No
     worker_main(["--once"] if args.once else [])
 
 
+def cmd_db(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    from storage import migrate
+
+    url = db.engine.url.render_as_string(hide_password=True)
+    if args.action == "current":
+        print(f"{url}: schema revision {migrate.current(db.engine) or '(empty database)'}; the code needs {migrate.head()}")
+        return
+    before, after = migrate.upgrade(db.engine)
+    print(f"{url}: schema revision {before or '(empty database)'} -> {after}")
+
+
 def cmd_demo(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     result = run_job(db, settings, "build_demo", None, {"train_minutes": args.train_minutes}, args.quiet)
     print(f"demo project {result['project_id']}: {result['report']}; label index queued as job {result['index_job_id']}"
@@ -318,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true")
     p.set_defaults(fn=cmd_worker)
 
+    p = sub.add_parser("db", help="the database's schema: 'current' shows its revision, 'upgrade' migrates it (keeps every row)")
+    p.add_argument("action", choices=["current", "upgrade"])
+    p.set_defaults(fn=cmd_db, raw_db=True)
+
     p = sub.add_parser("demo", help="build the PubMed/MeSH demo project (downloads the public files when needed)")
     p.add_argument("--train-minutes", type=float, default=0.0, help="also queue a first training with this budget")
     p.set_defaults(fn=cmd_demo)
@@ -332,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     started = time.monotonic()
     try:
-        db = _db(settings)
+        db = _db(settings, prepare=not getattr(args, "raw_db", False))
         args.fn(args, db, settings)
     except XmtcError as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -22,6 +22,7 @@ from core.config import ROOT, Settings
 from core.errors import JobCancelled, XmtcError, storage_error
 from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans
 from storage.db import Database
+from storage.migrate import SchemaBehind
 from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, Worker, utcnow
 
 log = logging.getLogger("xmtc.worker")
@@ -217,7 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env()
     load_handlers(tuple(args.modules))
     db = Database(settings.db_url)
-    db.create_all()
+    try:
+        db.prepare()
+    except SchemaBehind as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
     lock = None
     if not args.no_lock:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,25 @@ class Database:
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
-        """Create missing tables (idempotent)."""
-        Base.metadata.create_all(self.engine)
+        """A new database: create the tables from the models, marked as the newest schema revision. An existing
+        database is left as it is (see :meth:`prepare`)."""
+        from storage import migrate
+
+        if migrate.current(self.engine) is None:
+            Base.metadata.create_all(self.engine)
+            migrate.stamp_head(self.engine)
+
+    def prepare(self) -> None:
+        """What the app, the worker and the command line call first: create a new database, and refuse (with the
+        command that upgrades it) a database whose schema is behind the code's.
+
+        Raises:
+            storage.migrate.SchemaBehind: the database needs ``xmtc db upgrade``.
+        """
+        from storage import migrate
+
+        self.create_all()
+        migrate.require_current(self.engine, self.engine.url.render_as_string(hide_password=True))
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

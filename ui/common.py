@@ -17,6 +17,7 @@ from core.errors import XmtcError
 from core.jobs import JobView, enqueue, eta_text, list_jobs, load_handlers, reap_orphans, request_cancel
 from core.worker import ensure_worker
 from storage.db import Database
+from storage.migrate import SchemaBehind
 from storage.models import ROLE_ADMIN, User
 from ui.widgets import plain
 
@@ -39,7 +40,7 @@ class CurrentUser:
 @st.cache_resource(show_spinner=False)
 def _database(url: str) -> Database:
     db = Database(url)
-    db.create_all()
+    db.prepare()  # a new database is created; one whose schema is behind is refused with the upgrade command
     return db
 
 
@@ -52,6 +53,9 @@ def database() -> Database:
     url = settings().db_url
     try:
         return _database(url)
+    except SchemaBehind as exc:
+        st.error(plain(str(exc)))
+        st.stop()
     except (OSError, SQLAlchemyError) as exc:
         st.error(plain(f"Cannot open the database {url}: {getattr(exc, 'orig', None) or exc}. Set XMTC_DATA_DIR to a "
                        "writable folder (or XMTC_DATABASE_URL to a reachable database) and reload."))
