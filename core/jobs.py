@@ -158,7 +158,9 @@ def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = Non
             q = select(Job.id).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
             if only is not None:
                 q = q.where(Job.id == only)
-            job_id = s.scalar(q.order_by(Job.id).limit(1))
+            # PostgreSQL: lock the candidate row and skip rows another worker holds (SQLite ignores the clause and
+            # relies on the compare-and-set below, as every backend does).
+            job_id = s.scalar(q.order_by(Job.id).limit(1).with_for_update(skip_locked=True))
             if job_id is None:
                 return None
             now = utcnow()

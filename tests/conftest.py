@@ -23,12 +23,107 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module with ``BACKENDS = ("sqlite", "postgresql")`` runs each test that uses ``db`` on both."""
+    backends = getattr(metafunc.module, "BACKENDS", None)
+    if backends and "db" in metafunc.fixturenames:
+        metafunc.parametrize("backend", backends)
+
+
 @pytest.fixture
-def db(data_dir: Path) -> Database:
-    database = Database(f"sqlite:///{data_dir / 'xmtc.db'}")
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def db(data_dir: Path, backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """A fresh database: SQLite in the private data folder, or a new database on the test PostgreSQL server (its
+    URL in ``XMTC_DATABASE_URL``, so that worker processes and settings use it too)."""
+    url = f"sqlite:///{data_dir / 'xmtc.db'}"
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        monkeypatch.setenv("XMTC_DATABASE_URL", url)
+    database = Database(url)
     database.create_all()
     yield database
     database.dispose()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster for the test session (Debian's postgresql package: initdb + pg_ctl on a free
+    port, run as the ``postgres`` user when the tests run as root), or the server ``XMTC_TEST_POSTGRES_URL`` names."""
+
+    BIN = Path("/usr/lib/postgresql")
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+        import subprocess
+
+        self.url = os.environ.get("XMTC_TEST_POSTGRES_URL", "")
+        self.folder, self.started = folder, False
+        if self.url:
+            return
+        bins = sorted(self.BIN.glob("*/bin/pg_ctl"))
+        pg_ctl = bins[-1] if bins else (Path(p) if (p := shutil.which("pg_ctl")) else None)
+        if pg_ctl is None:
+            return
+        run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        folder.mkdir(parents=True, exist_ok=True)
+        if run_as:
+            shutil.chown(folder, "postgres")
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.ctl = [*run_as, str(pg_ctl), "-D", str(folder / "data")]
+        subprocess.run([*run_as, str(pg_ctl.parent / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "xmtc"],
+                       check=True, capture_output=True)
+        subprocess.run([*self.ctl, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                        "-c max_connections=200", "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+        self.started = True
+        self.url = f"postgresql+psycopg://xmtc@127.0.0.1:{port}/postgres"
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.started:
+            subprocess.run([*self.ctl, "-m", "fast", "stop"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="xmtc-pg-"))  # not under pytest's root-only folder: postgres must reach it
+    server = PostgresServer(folder)
+    if not server.url:
+        if os.environ.get("XMTC_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required (XMTC_REQUIRE_POSTGRES) but neither XMTC_TEST_POSTGRES_URL nor "
+                        "pg_ctl (apt-get install postgresql) is available")
+        pytest.skip("no PostgreSQL: apt-get install postgresql, or set XMTC_TEST_POSTGRES_URL")
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer):
+    """The URL of a new, empty database on the test server (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"xmtc_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(postgres_server.url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

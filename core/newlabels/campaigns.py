@@ -253,8 +253,10 @@ def claim_next(db: Database, campaign_id: int, user_id: int, now: dt.datetime | 
             askable, expired, claimable = _askable(campaign_id, user_id, now)
             # Two index-ordered lookups (open; lease expired) instead of one OR that makes the database sort
             # the whole queue: the claim stays fast however long the queue grows.
-            found = [r for r in (s.execute(askable.where(QueueItem.status == QUEUE_OPEN)).first(),
-                                 s.execute(askable.where(expired)).first()) if r is not None]
+            # PostgreSQL: lock the candidate queue row, skipping rows another SME's claim holds (SQLite ignores it).
+            locked = askable.with_for_update(skip_locked=True, of=QueueItem)
+            found = [r for r in (s.execute(locked.where(QueueItem.status == QUEUE_OPEN)).first(),
+                                 s.execute(locked.where(expired)).first()) if r is not None]
             if not found:
                 return None
             candidate = min(found, key=lambda r: r.position).id

@@ -24,6 +24,8 @@ from core.newlabels.jobs import store_pools
 from storage.models import Annotation, Document, Job, Label, QueueItem, utcnow
 from tests.fakes import job_params
 
+BACKENDS = ("sqlite", "postgresql")  # every test using db runs on both (tests/conftest.py)
+
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 

@@ -141,6 +141,8 @@ def test_a_worker_process_runs_queued_jobs_and_exits_when_idle(db, data_dir):
 APP = """
 import subprocess, sys, time
 from core.worker import worker_command
+
+BACKENDS = ("sqlite", "postgresql")  # every test using db runs on both (tests/conftest.py)
 subprocess.Popen(worker_command("--import", "tests.fakes"), start_new_session=True,
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 time.sleep(600)

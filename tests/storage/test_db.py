@@ -6,8 +6,12 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.models import Document, DocumentLabel, Label, Project
 
+BACKENDS = ("sqlite", "postgresql")  # every test using db runs on both (tests/conftest.py)
 
-def test_sqlite_connection_uses_wal_foreign_keys_and_busy_timeout(db):
+
+def test_sqlite_connection_uses_wal_foreign_keys_and_busy_timeout(db, backend):
+    if backend != "sqlite":
+        pytest.skip("SQLite's pragmas")
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
