@@ -33,9 +33,11 @@ from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import log
 
 
-def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6) -> dict:
+def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6, database_url: str = "") -> dict:
     os.environ.update({"XMTC_DATA_DIR": str(data_dir), "XMTC_START_WORKER": "0"})
     os.environ.pop("XMTC_DATABASE_URL", None)
+    if database_url:  # e.g. PostgreSQL: the SMEs' processes and the worker read it from the environment
+        os.environ["XMTC_DATABASE_URL"] = database_url
     from sqlalchemy import select
 
     from core.accounts.auth import create_user
@@ -74,8 +76,15 @@ def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6) -> dict:
 def latency(world: dict, answers: int) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
+    from core.accounts.auth import start_session
+    from core.config import Settings
+    from storage.db import Database
+
+    db = Database(Settings.from_env().db_url)
+    token, _ = start_session(db, world["smes"][0])  # signed in as the app does it: a server-side session
+    db.dispose()
     at = AppTest.from_file(str(ROOT / "pages" / "1_Annotate.py"), default_timeout=60)
-    at.session_state["user_id"] = world["smes"][0]
+    at.session_state["session_token"] = token
     at.session_state["project_id"] = world["project"]
     at.run()
     values = ["Yes", "No", "Unsure", "No"]
@@ -173,17 +182,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-after", type=int, default=0,
                         help="queue an AL iteration after this many new yes answers and run it in a worker process "
                              "during the load (0: no training); results go to bench/results/load.json")
+    parser.add_argument("--database-url", default="",
+                        help="an empty database to run on (e.g. postgresql+psycopg://user@host/db); default: SQLite in a "
+                             "temporary folder. Results of a PostgreSQL run go to bench/results/annotate_postgres.json")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     command = command_line("bench.annotate", argv)
     train = args.train_after > 0
+    postgres = args.database_url.startswith("postgresql")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "var"
         started = time.monotonic()
-        world = setup(data_dir, args.smes, args.train_after if train else 10**6)
+        world = setup(data_dir, args.smes, args.train_after if train else 10**6, args.database_url)
         log(f"setup (demo, index, pools, campaign, first iteration) {time.monotonic() - started:.0f} s")
         # Load first: AppTest makes the page script ``__main__``, which spawned processes would re-run.
-        result = load(world, f"sqlite:///{data_dir / 'xmtc.db'}", args.smes, args.minutes, train)
+        result = load(world, args.database_url or f"sqlite:///{data_dir / 'xmtc.db'}", args.smes, args.minutes, train)
+        if postgres:
+            result["database"] = "one PostgreSQL database"
         log(f"load: {result}")
         ms = latency(world, args.answers)
         log(f"answer latency p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms")
@@ -193,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_write:
         print(json.dumps(out, indent=2))
         return
-    name = "load" if train else "annotate"
+    name = "annotate_postgres" if postgres else "load" if train else "annotate"
     (ROOT / "bench" / "results" / f"{name}.json").write_text(json.dumps(out, indent=2))
     update_benchmarks(name, render(out))
     log(f"wrote bench/results/{name}.json and BENCHMARKS.md")
@@ -201,7 +216,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def render(r: dict) -> str:
     load_ = r["load"]
-    title = ("## Load: SMEs answering while the model retrains (`bench/annotate.py --train-after`)" if r.get("train_after")
+    title = ("## Load on PostgreSQL: SMEs answering while the model retrains (`bench/annotate.py --database-url`)"
+             if r["load"].get("database", "").endswith("PostgreSQL database") else
+             "## Load: SMEs answering while the model retrains (`bench/annotate.py --train-after`)" if r.get("train_after")
              else "## Annotate: answer latency and concurrent SMEs (`bench/annotate.py`)")
     training = (f"- Training behind them: an AL iteration was queued after every {r['train_after']} new yes answers and "
                 f"run by a worker process during the load (real training, pool re-ranking and queue refills): "
@@ -212,7 +229,7 @@ def render(r: dict) -> str:
         f"- Answer latency at the server (click -> next question rendered, the real page run by Streamlit's "
         f"AppTest on the demo database the load phase left, {r['answers_timed']} answers): p50 {r['answer_latency_p50_ms']:.0f} ms, "
         f"p95 {r['answer_latency_p95_ms']:.0f} ms (target < 300 ms).",
-        f"- {load_['smes']} SME processes for {load_['minutes']:g} minutes on one SQLite file: "
+        f"- {load_['smes']} SME processes for {load_['minutes']:g} minutes on {load_.get('database', 'one SQLite file')}: "
         f"{load_['answers_stored']} answers stored, {load_['answers_acknowledged']} acknowledged "
         f"(exactly once: {load_['stored_exactly_once']}), questions answered twice: "
         f"{load_['questions_answered_twice']}, {load_['walked_away']} walk-aways whose lease expired, "

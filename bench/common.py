@@ -70,7 +70,8 @@ def temp_data_dir(**env: str) -> Iterator[Path]:
 SECTIONS = {
     "ranking": "bench.ranking", "ranking_gpu": "bench.ranking", "label_text": "bench.label_text",
     "cross_more": "bench.cross_more", "active_learning": "bench.active_learning", "annotate": "bench.annotate",
-    "load": "bench.annotate", "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
+    "load": "bench.annotate", "annotate_postgres": "bench.annotate",
+    "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
     "judge": "bench.judge", "first_hour": "bench.first_hour",
 }
 

@@ -240,7 +240,7 @@ def cmd_users(args: argparse.Namespace, db: Database, settings: Settings) -> Non
 def cmd_worker(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     from core.worker import main as worker_main
 
-    worker_main(["--once"] if args.once else [])
+    worker_main((["--once"] if args.once else []) + ([f"--capabilities={args.capabilities}"] if args.capabilities is not None else []))
 
 
 def cmd_db(args: argparse.Namespace, db: Database, settings: Settings) -> None:
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run queued jobs in the foreground (e.g. on a GPU machine)")
     p.add_argument("--once", action="store_true")
+    p.add_argument("--capabilities", default=None, help="what it can run, e.g. gpu (default: detected)")
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("db", help="the database's schema: 'current' shows its revision, 'upgrade' migrates it (keeps every row)")

@@ -52,6 +52,8 @@ class Settings:
             (``XMTC_LLM_PRICE_IN`` / ``XMTC_LLM_PRICE_OUT``, default 0: a local server).
         demo_mirror: a base URL the demo's public files are fetched from by name instead of their pinned
             sources (``XMTC_DEMO_MIRROR``; e.g. a local mirror, or the tests' stand-in server).
+        store: the artifact store shared by every machine of a team (``XMTC_STORE``, a local or network-mounted
+            folder; default: the data folder).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -71,9 +73,11 @@ class Settings:
     llm_price_in: float = 0.0
     llm_price_out: float = 0.0
     demo_mirror: str = ""
+    store: Path | None = None
 
-    # What a queued job carries from the process that queued it: a worker runs it under these, not its own.
-    JOB_FIELDS = ("data_dir", "demo_data_dir", "demo_mirror")
+    # What a queued job carries from the process that queued it: a worker runs it under these, not its own (its
+    # data folder stays its own: the lock, the log, downloads and converted checkpoints are per machine).
+    JOB_FIELDS = ("store", "demo_data_dir", "demo_mirror")
 
     ENV = {
         "data_dir": "XMTC_DATA_DIR",
@@ -93,6 +97,7 @@ class Settings:
         "llm_price_in": "XMTC_LLM_PRICE_IN",
         "llm_price_out": "XMTC_LLM_PRICE_OUT",
         "demo_mirror": "XMTC_DEMO_MIRROR",
+        "store": "XMTC_STORE",
     }
 
     @property
@@ -100,8 +105,22 @@ class Settings:
         return self.database_url or f"sqlite:///{self.data_dir / 'xmtc.db'}"
 
     @property
+    def artifacts(self) -> Path:
+        """The artifact store: model bundles, document-vector caches, uploads (``XMTC_STORE``; default the data
+        folder). Every machine of a team mounts the same folder, so the app serves what a GPU worker trained."""
+        return self.store or self.data_dir
+
+    @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.artifacts / "models"
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return self.artifacts / "embeddings"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.artifacts / "uploads"
 
     @property
     def pretrained_dir(self) -> Path:
@@ -133,6 +152,7 @@ class Settings:
             llm_price_in=float(env.get("XMTC_LLM_PRICE_IN", "0")),
             llm_price_out=float(env.get("XMTC_LLM_PRICE_OUT", "0")),
             demo_mirror=env.get("XMTC_DEMO_MIRROR", ""),
+            store=Path(env["XMTC_STORE"]).resolve() if env.get("XMTC_STORE") else None,
         )
 
     def job_snapshot(self) -> dict[str, str | None]:
@@ -144,11 +164,9 @@ class Settings:
         if not snapshot:
             return self
         values = {f: snapshot[f] for f in self.JOB_FIELDS if f in snapshot}
-        for f in ("data_dir", "demo_data_dir"):
+        for f in ("store", "demo_data_dir"):
             if f in values:
                 values[f] = Path(values[f]) if values[f] else None
-        if values.get("data_dir") is None:
-            values.pop("data_dir", None)
         return replace(self, **values)
 
 

@@ -109,8 +109,10 @@ def enqueue(db: Database, kind: str, project_id: int | None, params: dict[str, A
     carried = (settings or Settings.from_env()).job_snapshot()
     with db.session() as s:
         check_admin(s, user_id)  # users start jobs only as admins; the system (user_id None) queues its own
+        needs = (params or {}).get("needs") or []
+        waiting = f"waiting for a worker with: {', '.join(needs)}" if needs else "waiting for a worker"
         job = Job(kind=kind, project_id=project_id, params={**(params or {}), "settings": carried}, created_by=user_id,
-                  max_attempts=max_attempts, message="waiting for a worker")
+                  max_attempts=max_attempts, message=waiting)
         s.add(job)
         s.flush()
         log_event(s, "job_queued", project_id, user_id, job_id=job.id, job_kind=kind)
@@ -146,8 +148,14 @@ def request_cancel(db: Database, job_id: int, user_id: int | None = None) -> Non
         log_event(s, "job_cancel_requested", job.project_id, user_id, job_id=job_id)
 
 
-def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = None, only: int | None = None) -> Job | None:
-    """Atomically claim the oldest queued job (compare-and-set on its status), or return None; ``only``: that job.
+CLAIM_SCAN = 50  # queued jobs a worker looks at for one it can run
+
+
+def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = None, only: int | None = None,
+               capabilities: tuple[str, ...] = ()) -> Job | None:
+    """Atomically claim the oldest queued job this worker can run (compare-and-set on its status), or return None;
+    ``only``: that job. A job whose ``params["needs"]`` (e.g. ``["gpu"]``) are not all in ``capabilities`` is left
+    for a worker that has them.
 
     Two workers racing for one job both try ``UPDATE ... WHERE status='queued'``; the database
     lets exactly one of them change the row, the other sees rowcount 0 and tries the next job.
@@ -155,12 +163,13 @@ def claim_next(db: Database, worker_id: str, kinds: tuple[str, ...] | None = Non
     kinds = tuple(HANDLERS) if kinds is None else kinds
     for _ in range(10):
         with db.session() as s:
-            q = select(Job.id).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
+            q = select(Job.id, Job.params).where(Job.status == JOB_QUEUED, Job.kind.in_(kinds))
             if only is not None:
                 q = q.where(Job.id == only)
-            # PostgreSQL: lock the candidate row and skip rows another worker holds (SQLite ignores the clause and
+            # PostgreSQL: lock the candidate rows and skip rows another worker holds (SQLite ignores the clause and
             # relies on the compare-and-set below, as every backend does).
-            job_id = s.scalar(q.order_by(Job.id).limit(1).with_for_update(skip_locked=True))
+            rows = s.execute(q.order_by(Job.id).limit(CLAIM_SCAN).with_for_update(skip_locked=True)).all()
+            job_id = next((i for i, params in rows if set((params or {}).get("needs") or ()) <= set(capabilities)), None)
             if job_id is None:
                 return None
             now = utcnow()

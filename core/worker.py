@@ -32,8 +32,10 @@ HEARTBEAT_INTERVAL_S = 5.0
 class WorkerProcess:
     """One worker loop over one database."""
 
-    def __init__(self, db: Database, settings: Settings, poll_s: float = 1.0) -> None:
+    def __init__(self, db: Database, settings: Settings, poll_s: float = 1.0,
+                 capabilities: tuple[str, ...] | None = None) -> None:
         load_handlers()
+        self.capabilities = detect_capabilities() if capabilities is None else tuple(capabilities)
         self.db = db
         self.settings = settings
         self.poll_s = poll_s
@@ -47,7 +49,7 @@ class WorkerProcess:
 
     def register(self) -> None:
         with self.db.session() as s:
-            s.add(Worker(id=self.id, host=socket.gethostname(), pid=os.getpid()))
+            s.add(Worker(id=self.id, host=socket.gethostname(), pid=os.getpid(), capabilities=list(self.capabilities)))
 
     def beat(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_beat < HEARTBEAT_INTERVAL_S:
@@ -59,7 +61,7 @@ class WorkerProcess:
     def run_one(self, only: int | None = None) -> int | None:
         """Reap orphans, claim one job (``only``: that one) and run it. Returns the job id, or None when idle."""
         reap_orphans(self.db, self.settings.worker_heartbeat_timeout_s)
-        job = claim_next(self.db, self.id, only=only)
+        job = claim_next(self.db, self.id, only=only, capabilities=self.capabilities)
         if job is None:
             return None
         self.current_job = job.id
@@ -122,6 +124,17 @@ class WorkerProcess:
         finally:
             with self.db.session() as s:
                 s.execute(update(Worker).where(Worker.id == self.id).values(stopped=True))
+
+
+def detect_capabilities() -> tuple[str, ...]:
+    """What this machine can run: ``gpu`` when torch sees a CUDA device (``XMTC_DEVICE=cpu`` turns it off)."""
+    if Settings.from_env().device == "cpu":
+        return ()
+    try:
+        import torch
+    except ImportError:
+        return ()
+    return ("gpu",) if torch.cuda.is_available() else ()
 
 
 def release(db: Database, job_id: int, worker_id: str, reason: str) -> None:
@@ -211,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--import", dest="modules", action="append", default=[],
                         help="extra module registering job handlers (may repeat)")
     parser.add_argument("--no-lock", action="store_true", help="do not take the local worker lock")
+    parser.add_argument("--capabilities", default=None,
+                        help="what this worker can run, comma-separated (e.g. gpu); default: detected")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="exit (giving the running job back) when the process that started this one ends")
     args = parser.parse_args(argv)
@@ -232,12 +247,14 @@ def main(argv: list[str] | None = None) -> None:
         except BlockingIOError:
             log.info("another local worker holds %s; exiting", _lock_path(settings))
             return
-    worker = WorkerProcess(db, settings)
+    declared = None if args.capabilities is None else tuple(c.strip() for c in args.capabilities.split(",") if c.strip())
+    worker = WorkerProcess(db, settings, capabilities=declared)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     if args.exit_with_parent:
         exit_with_parent(worker)
-    log.info("worker %s serving %s (jobs: %s)", worker.id, settings.db_url, ", ".join(sorted(HANDLERS)))
+    log.info("worker %s serving %s (jobs: %s; can run: %s)", worker.id, settings.db_url, ", ".join(sorted(HANDLERS)),
+             ", ".join(worker.capabilities) or "cpu only")
     worker.serve(once=args.once, idle_exit_s=args.idle_exit)
 
 

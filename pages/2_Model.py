@@ -52,16 +52,20 @@ if user.is_admin:
                                help="The whole job (training, fitting, evaluation) aims to end within it: the encoders "
                                     "train as long as it allows, from their measured speed.")
     eval_docs = c[4].number_input("Test documents to evaluate (0: all)", 0, 1_000_000, 0, step=100, key="train_eval")
-    p = st.columns(3)
+    p = st.columns(4)
     train_bi = p[0].checkbox("Bi-encoder", value=True, key="train_bi")
     train_cross = p[1].checkbox("Cross-encoder", value=True, key="train_cross")
     train_baseline = p[2].checkbox("Classifier baseline", value=False, key="train_baseline")
+    on_gpu = p[3].checkbox("On a GPU worker", value=False, key="train_gpu",
+                           help="The job waits for a worker that has a GPU (xmtc worker on a GPU machine, same database "
+                                "and store).")
     cfg = TrainConfig(train_bi=train_bi, train_cross=train_cross, train_baseline=train_baseline, epochs=int(epochs),
                       batch_size=int(batch), max_seq_length=int(seq), time_budget_min=float(budget))
     st.caption(training_estimate(all_versions, training_pairs(db, project_id), cfg)
                + " A part left unticked is kept from the active version.")
     if st.button("Start training", type="primary", key="train_start"):
-        submit_job(db, user, TRAIN_MODEL, project_id, {"config": cfg.as_dict(), "eval_docs": int(eval_docs)})
+        submit_job(db, user, TRAIN_MODEL, project_id, {"config": cfg.as_dict(), "eval_docs": int(eval_docs),
+                                                       **({"needs": ["gpu"]} if on_gpu else {})})
     c = st.columns([2, 2, 2])
     if c[0].button("Embed labels and build the label index", key="build_index"):
         submit_job(db, user, BUILD_LABEL_INDEX, project_id, max_attempts=2)

@@ -413,6 +413,7 @@ class Worker(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    capabilities: Mapped[list[str] | None] = mapped_column(default=list)  # e.g. ["gpu"]: jobs that need one wait for it
 
 
 class Event(Base):

@@ -231,10 +231,12 @@ def save_upload(uploaded: Any, kind: str) -> Path:
     if uploaded.size == 0:
         raise XmtcError(f"{name} is empty.")
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(uploaded.name).name)[-120:]
-    folder = settings().data_dir / "uploads"
+    folder = settings().uploads_dir  # in the store: a worker on another machine reads it
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex[:8]}-{safe}"
-    path.write_bytes(uploaded.getvalue())
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(uploaded.getvalue())
+    tmp.replace(path)  # whole or absent: a worker never reads half an upload
     return path
 
 

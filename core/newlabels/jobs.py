@@ -159,7 +159,7 @@ def build_pools_job(ctx: JobContext) -> dict[str, Any]:
     def on_batch(done: int, total: int) -> None:
         ctx.progress(0.02 + 0.9 * done / total, f"embedded {done:,} of {total:,} documents")
 
-    vectors = EmbeddingCache(settings.data_dir / "embeddings" / f"project-{ctx.project_id}").get(
+    vectors = EmbeddingCache(settings.embeddings_dir / f"project-{ctx.project_id}").get(
         key, encoder, doc_ids, [d.text for d in docs], on_batch)
     ctx.check_cancel()
     label_vecs = dict(zip(texts, encode(encoder, list(texts.values())), strict=True))

@@ -185,3 +185,16 @@ def test_killing_the_app_stops_the_worker_it_started_and_gives_its_job_back(db, 
     finally:
         if app.poll() is None:
             app.kill()
+
+
+def test_a_job_that_needs_a_gpu_waits_for_a_worker_that_has_one(db):
+    gpu_job = enqueue(db, "test_sleep", None, {"seconds": 0, "needs": ["gpu"]})
+    cpu_job = enqueue(db, "test_sleep", None, {"seconds": 0})
+    assert get_job(db, gpu_job).message == "waiting for a worker with: gpu"
+    cpu = WorkerProcess(db, Settings.from_env(), capabilities=())
+    cpu.register()
+    assert cpu.run_one() == cpu_job  # the older job is not for it
+    assert cpu.run_one() is None and get_job(db, gpu_job).status == "queued"
+    gpu = WorkerProcess(db, Settings.from_env(), capabilities=("gpu",))
+    gpu.register()
+    assert gpu.run_one() == gpu_job and get_job(db, gpu_job).status == "done"
