@@ -94,7 +94,7 @@ if user.is_admin:
         else:
             st.write("The public files (8 MB: three PubMed/MeSH CSVs from GitHub jktjia/PubMed-Multilabel-Classifiction "
                      "and MeSH 2015's tree numbers from GitHub dhimmel/mesh, at pinned commits) are downloaded, "
-                     f"checked against their SHA-256 and kept in `{settings().data_dir / 'downloads' / 'demo'}`. "
+                     f"checked against their SHA-256 and kept in `{settings().demo_cache}`. "
                      "Offline: put them there, or set XMTC_DEMO_DATA to a folder holding them.")
         b = st.columns(2)
         if b[0].button("Build the demo project", key="build_demo"):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, command_line, machine, update_benchmarks
+from bench.common import ROOT, command_line, machine, signed_in_page, update_benchmarks
 from bench.ranking import log
 
 
@@ -74,18 +74,7 @@ def setup(data_dir: Path, smes: int = 8, train_after: int = 10**6, database_url:
 
 
 def latency(world: dict, answers: int) -> list[float]:
-    from streamlit.testing.v1 import AppTest
-
-    from core.accounts.auth import start_session
-    from core.config import Settings
-    from storage.db import Database
-
-    db = Database(Settings.from_env().db_url)
-    token, _ = start_session(db, world["smes"][0])  # signed in as the app does it: a server-side session
-    db.dispose()
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Annotate.py"), default_timeout=60)
-    at.session_state["session_token"] = token
-    at.session_state["project_id"] = world["project"]
+    at = signed_in_page("pages/1_Annotate.py", world["smes"][0], world["project"])
     at.run()
     values = ["Yes", "No", "Unsure", "No"]
     out = []

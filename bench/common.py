@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -53,6 +54,25 @@ def update_benchmarks(section: str, text: str) -> None:
 def command_line(module: str, argv: list[str] | None) -> str:
     """The command a bench ran, as it is written in BENCHMARKS.md (``argv`` None: this process's arguments)."""
     return " ".join(["python -m " + module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def signed_in_page(page: str, user_id: int, project_id: int | None = None, timeout_s: float = 60) -> Any:
+    """Streamlit's AppTest of ``page`` (not run yet) signed in as ``user_id`` the way the app does it: a server-side
+    session on the database the environment names."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.accounts.auth import start_session
+    from core.config import Settings
+    from storage.db import Database
+
+    db = Database(Settings.from_env().db_url)
+    token, _ = start_session(db, user_id)
+    db.dispose()
+    at = AppTest.from_file(str(ROOT / page), default_timeout=timeout_s)
+    at.session_state["session_token"] = token
+    if project_id is not None:
+        at.session_state["project_id"] = project_id
+    return at
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 
-from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
+from bench.common import ROOT, command_line, machine, signed_in_page, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 
@@ -86,13 +86,10 @@ def seed(n_docs: int, seed_: int = 0) -> dict:
 
 
 def time_page(world: dict, runs: int) -> list[float]:
-    from streamlit.testing.v1 import AppTest
 
     out = []
     for i in range(runs + 1):
-        at = AppTest.from_file(str(ROOT / "pages" / "3_Evaluate.py"), default_timeout=120)
-        at.session_state["user_id"] = world["admin"]
-        at.session_state["project_id"] = world["project"]
+        at = signed_in_page("pages/3_Evaluate.py", world["admin"], world["project"], timeout_s=120)
         started = time.perf_counter()
         at.run()
         elapsed = time.perf_counter() - started

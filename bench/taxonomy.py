@@ -19,7 +19,7 @@ import json
 import statistics
 import time
 
-from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
+from bench.common import ROOT, command_line, machine, signed_in_page, temp_data_dir, update_benchmarks
 from bench.ranking import log
 
 QUERIES = ["Myocardial Infarction", "myocard", "infarction", "Neoplasms", "breast", "carcinoma", "Humans", "mice",
@@ -55,7 +55,6 @@ def search_latency(db, settings) -> dict:
 
 
 def page_search(project_id: int, query: str, runs: int = 5) -> float:
-    from streamlit.testing.v1 import AppTest
 
     from core.accounts.auth import create_user
     from core.config import Settings
@@ -65,9 +64,7 @@ def page_search(project_id: int, query: str, runs: int = 5) -> float:
     admin = create_user(db, "lead", "long enough", "admin").id
     out = []
     for i in range(runs + 1):
-        at = AppTest.from_file(str(ROOT / "pages" / "4_Taxonomy.py"), default_timeout=60)
-        at.session_state["user_id"] = admin
-        at.session_state["project_id"] = project_id
+        at = signed_in_page("pages/4_Taxonomy.py", admin, project_id)
         at.run()
         at.text_input(key="taxonomy_search").set_value(query)
         t0 = time.perf_counter()

@@ -107,6 +107,8 @@ def cmd_import_taxonomy(args: argparse.Namespace, db: Database, settings: Settin
 
 
 def cmd_import_docs(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    from core.data.imports import HOLDOUT_NOTE
+
     pid = _project(db, args.project)
     mapping = {"id": args.id, "title": args.title or None, "abstract": args.abstract or None,
                "keywords": args.keywords or None, "labels": args.labels or None, "split": args.split or None}
@@ -115,7 +117,7 @@ def cmd_import_docs(args: argparse.Namespace, db: Database, settings: Settings) 
         "mapping": mapping, "on_error": "skip" if args.skip_bad_rows else "abort", "holdout": args.holdout}, args.quiet)
     print(f"{args.project}: documents {result['report']}")
     for warning in result.get("warnings", []):
-        if not warning.startswith("The file has no test split"):
+        if not warning.startswith(HOLDOUT_NOTE):  # already in the report line
             print(f"warning: {warning}", file=sys.stderr)
 
 
@@ -153,22 +155,16 @@ def _version(db: Database, pid: int, number: int | None) -> Any:
     return found
 
 
-def _ranker(db: Database, settings: Settings, pid: int, number: int | None) -> tuple[Any, Any]:
-    from core.model.loading import load_ranker
-
-    version = _version(db, pid, number)
-    return version, load_ranker(version.path, settings.device)
-
-
 def cmd_eval(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     from core.data.catalog import documents
     from core.data.corpus import ColumnMapping, read_corpus
     from core.data.imports import label_lookup
     from core.data.reports import ImportReport
     from core.model.bicross import evaluate_ranker
+    from core.model.loading import load_ranker
 
     pid = _project(db, args.project)
-    _version(db, pid, args.version)  # a missing model is the first thing to say
+    version = _version(db, pid, args.version)  # a missing model is the first thing to say
     if args.file is not None:
         lookup = label_lookup(db, pid)
         mapping = ColumnMapping(id=args.id, title=args.title or None, abstract=args.abstract or None,
@@ -187,8 +183,7 @@ def cmd_eval(args: argparse.Namespace, db: Database, settings: Settings) -> None
         texts, gold, source = [d.text for d in docs], [set(d.gold) for d in docs], f"the {args.split} split"
     if not texts:
         raise CliError(f"No documents to evaluate in {source}.")
-    version, ranker = _ranker(db, settings, pid, args.version)
-    metrics = evaluate_ranker(ranker, texts, gold)
+    metrics = evaluate_ranker(load_ranker(version.path, settings.device), texts, gold)
     if args.json:
         print(json.dumps({"version": version.name, "documents": len(texts), "source": source, **metrics}))
     else:
@@ -205,8 +200,9 @@ def cmd_suggest(args: argparse.Namespace, db: Database, settings: Settings) -> N
     if empty:
         raise CliError(f"No text to suggest labels for in {', '.join(empty)}.")
     from core.data.catalog import label_places
+    from core.model.loading import load_ranker
 
-    _, ranker = _ranker(db, settings, pid, args.version)
+    ranker = load_ranker(_version(db, pid, args.version).path, settings.device)
     ranked = ranker.rank([text for _, text in named], k=args.limit)
     places = label_places(db, pid, [p.label_id for preds in ranked for p in preds])
     rows = [[{"label_id": p.label_id, "label": places[p.label_id][0], "score": round(float(p.score), 4)}

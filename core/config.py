@@ -123,6 +123,11 @@ class Settings:
         return self.artifacts / "uploads"
 
     @property
+    def demo_cache(self) -> Path:
+        """Where the demo's public files are downloaded to (per machine)."""
+        return self.data_dir / "downloads" / "demo"
+
+    @property
     def pretrained_dir(self) -> Path:
         """Pretrained checkpoints converted from packaged ONNX files (made once, reused)."""
         return self.data_dir / "pretrained"

@@ -204,6 +204,15 @@ def finish(db: Database, job_id: int, worker_id: str, status: str, result: dict[
         return res.rowcount == 1
 
 
+def _hand_back(job: Job, reason: str, now: dt.datetime) -> dict[str, Any]:
+    """The row values that give a running job back: queued again when it has attempts left and nobody asked to
+    cancel it, else failed, naming ``reason``."""
+    if job.attempts < job.max_attempts and not job.cancel_requested:
+        return {"status": JOB_QUEUED, "worker_id": None, "message": f"re-queued: {reason}", "progress": 0.0}
+    return {"status": JOB_FAILED, "finished_at": now, "message": "failed: its worker stopped",
+            "error": f"Job stopped: {reason}. Nothing it was writing was kept; start it again."}
+
+
 def reap_orphans(db: Database, timeout_s: float, now: dt.datetime | None = None) -> list[int]:
     """Find running jobs whose worker stopped heartbeating; retry them or mark them failed.
 
@@ -216,17 +225,22 @@ def reap_orphans(db: Database, timeout_s: float, now: dt.datetime | None = None)
     reaped: list[int] = []
     with db.session() as s:
         for job in s.scalars(select(Job).where(stale)).all():
-            dead = f"the worker {job.worker_id} stopped responding (no heartbeat for {int(timeout_s)} s)"
-            if job.attempts < job.max_attempts and not job.cancel_requested:
-                values = {"status": JOB_QUEUED, "worker_id": None, "message": f"re-queued: {dead}", "progress": 0.0}
-            else:
-                values = {"status": JOB_FAILED, "finished_at": now, "message": "failed: worker died",
-                          "error": f"Job stopped: {dead}. Nothing it was writing was kept; start it again."}
+            values = _hand_back(job, f"the worker {job.worker_id} stopped responding (no heartbeat for {int(timeout_s)} s)",
+                                now)
             res = s.execute(update(Job).where(Job.id == job.id, stale).values(**values))
             if res.rowcount == 1:
                 reaped.append(job.id)
                 log_event(s, "job_orphaned", job.project_id, None, job_id=job.id, outcome=values["status"])
     return reaped
+
+
+def release(db: Database, job_id: int, worker_id: str, reason: str) -> None:
+    """A worker that must stop now gives its running job back, by the same rule as :func:`reap_orphans`."""
+    mine = and_(Job.id == job_id, Job.status == JOB_RUNNING, Job.worker_id == worker_id)
+    with db.session() as s:
+        job = s.scalar(select(Job).where(mine))
+        if job is not None:
+            s.execute(update(Job).where(mine).values(**_hand_back(job, reason, utcnow())))
 
 
 class JobContext:
@@ -295,6 +309,7 @@ __all__ = [
     "job_handler",
     "list_jobs",
     "reap_orphans",
+    "release",
     "request_cancel",
     "wait_for",
 ]

@@ -174,7 +174,7 @@ def build_demo_job(ctx: JobContext) -> dict[str, Any]:
     from core.data.demo import DEMO_NAME, build_demo, locate_demo
 
     settings = ctx.settings
-    cache = settings.data_dir / "downloads" / "demo"
+    cache = settings.demo_cache
     where = str(settings.demo_data_dir) if settings.demo_data_dir else f"the public sources (cache {cache})"
     ctx.progress(0.0, f"locating the demo files in {where}", force=True)
     files = locate_demo(settings.demo_data_dir, cache, settings.demo_mirror, lambda f, m: ctx.progress(0.6 * f, m))
@@ -205,7 +205,7 @@ def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
 def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
     """Read and store a corpus file with its label assignments (all or nothing unless skipping bad rows)."""
     from core.data.corpus import ColumnMapping, read_corpus
-    from core.data.imports import import_corpus
+    from core.data.imports import HOLDOUT_NOTE, import_corpus
     from core.data.reports import ImportReport
 
     path = Path(ctx.params["path"])
@@ -214,6 +214,6 @@ def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.1, f"importing {path.name}", force=True)
     import_corpus(ctx.db, ctx.project_id, records, report, on_error=ctx.params.get("on_error", "abort"),
                   user_id=ctx.params.get("user_id"), holdout=float(ctx.params.get("holdout") or 0.0))
-    held = [w for w in report.warnings if w.startswith("The file has no test split")]
+    held = [w for w in report.warnings if w.startswith(HOLDOUT_NOTE)]
     return {"report": "; ".join([report.summary(), *held]), "warnings": report.warnings[:20],
             "skipped": report.skipped[:50]}

@@ -20,10 +20,10 @@ from sqlalchemy import select, update
 
 from core.config import ROOT, Settings
 from core.errors import JobCancelled, XmtcError, storage_error
-from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans
+from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans, release
 from storage.db import Database
 from storage.migrate import SchemaBehind
-from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job, Worker, utcnow
+from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
 
 log = logging.getLogger("xmtc.worker")
 HEARTBEAT_INTERVAL_S = 5.0
@@ -135,19 +135,6 @@ def detect_capabilities() -> tuple[str, ...]:
     except ImportError:
         return ()
     return ("gpu",) if torch.cuda.is_available() else ()
-
-
-def release(db: Database, job_id: int, worker_id: str, reason: str) -> None:
-    """Hand a running job back: queued again if it has attempts left, else failed, naming ``reason``."""
-    with db.session() as s:
-        job = s.get(Job, job_id)
-        if job is None or job.status != JOB_RUNNING or job.worker_id != worker_id:
-            return
-        if job.attempts < job.max_attempts:
-            job.status, job.worker_id, job.progress, job.message = JOB_QUEUED, None, 0.0, f"re-queued: {reason}"
-        else:
-            job.status, job.finished_at, job.message = JOB_FAILED, utcnow(), "failed: its worker stopped"
-            job.error = f"Job stopped: {reason}. Nothing it was writing was kept; start it again."
 
 
 def exit_with_parent(worker: WorkerProcess, poll_s: float = 1.0) -> threading.Thread:

@@ -216,3 +216,11 @@ def empty_version(db, project_id: int, models_dir: Path, kind: str = "bicross", 
 def job_params(job) -> dict:
     """A job's own parameters, without the settings every job carries (``params["settings"]``)."""
     return {k: v for k, v in (job.params or {}).items() if k != "settings"}
+
+
+def process_gone(pid: int) -> bool:
+    """Whether a process has exited (a zombie waiting for whoever adopted it to reap it counts as gone)."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True

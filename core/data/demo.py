@@ -83,14 +83,15 @@ def _wanted() -> str:
     return ", ".join(f"{name} ({base}{name})" for name, (base, _) in REMOTE_FILES.items())
 
 
-def check_data_dir(data_dir: Path | None) -> Path:
-    """Return the demo data folder or raise a message saying where the files come from."""
-    if data_dir is None or find_demo_files(data_dir) is None:
+def demo_files_in(data_dir: Path | None) -> DemoFiles:
+    """The demo's files in a configured folder, or a message saying where the files come from."""
+    files = find_demo_files(data_dir) if data_dir is not None else None
+    if files is None:
         raise XmtcError(
             f"Demo data not found in {data_dir or '(no folder configured)'}. Set XMTC_DEMO_DATA to a folder holding "
             f"{CORPUS} and {MESH_TREE}, or the public files {_wanted()}."
         )
-    return data_dir
+    return files
 
 
 class _DownloadBar:
@@ -154,15 +155,12 @@ def locate_demo(data_dir: Path | None, cache: Path, mirror: str = "", progress: 
         XmtcError: the configured folder lacks the files (named, with where they come from), or a download failed.
     """
     if data_dir is not None:
-        check_data_dir(data_dir)
-        files = find_demo_files(data_dir)
-        assert files is not None
-        return files
+        return demo_files_in(data_dir)
     return fetch_demo_files(cache, mirror, progress)
 
 
-def _files(source: Path | DemoFiles) -> DemoFiles:
-    return source if isinstance(source, DemoFiles) else find_demo_files(check_data_dir(source))  # type: ignore[return-value]
+def _files(source: Path | DemoFiles | None) -> DemoFiles:
+    return source if isinstance(source, DemoFiles) else demo_files_in(source)
 
 
 def canonical_split(src: str | None) -> str:
@@ -262,13 +260,13 @@ def build_demo(db: Database, source: Path | DemoFiles | None, name: str = DEMO_N
     ``train_minutes``, a first training job with that time budget after it).
 
     Args:
-        source: a data folder (checked, see :func:`check_data_dir`) or files found by :func:`locate_demo`.
+        source: a data folder (checked, see :func:`demo_files_in`) or files found by :func:`locate_demo`.
         settings: carried by the queued jobs (default: this process's).
 
     Raises:
         XmtcError: data missing, or a project with this name exists.
     """
-    files = source if isinstance(source, DemoFiles) else _files(check_data_dir(source))
+    files = _files(source)
     taxonomy = demo_taxonomy(files)
     project_id = create_project(db, name, "PubMed abstracts indexed with MeSH (canonical split: "
                                 "1,600 train / 1,000 test) and the MeSH 2015 hierarchy of their labels.", user_id)

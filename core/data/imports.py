@@ -91,6 +91,9 @@ def label_lookup(db: Database, project_id: int) -> dict[str, int]:
     return {**{k: v for k, v in names.items() if v is not None}, **by_id}
 
 
+HOLDOUT_NOTE = "The file has no test split"  # how the report's hold-out sentence starts (shown with the summary)
+
+
 def import_corpus(
     db: Database,
     project_id: int,
@@ -189,7 +192,7 @@ def import_corpus(
             for i, doc in enumerate(imported):
                 doc.split = "test" if i in held else (doc.split or "train")
             report.stats["held_out_test"] = len(held)
-            report.warnings.append(f"The file has no test split: {len(held):,} of its {len(imported):,} documents "
+            report.warnings.append(f"{HOLDOUT_NOTE}: {len(held):,} of its {len(imported):,} documents "
                                    f"({holdout:.0%}, chosen with seed {seed}) are held out as the test split, so that "
                                    "models can be evaluated; the others are the train split.")
         log_event(s, "corpus_imported", project_id, user_id, source=report.source, documents=report.imported,

@@ -202,6 +202,11 @@ def asked_questions(db: Database, campaign_id: int) -> set[tuple[int, int]]:
     return {tuple(r) for r in answered} | {tuple(r) for r in claimed}
 
 
+def _held_by(user_id: int, now: dt.datetime) -> Any:
+    """A question this SME holds: claimed by them, lease still running."""
+    return and_(QueueItem.status == QUEUE_CLAIMED, QueueItem.claimed_by == user_id, QueueItem.lease_until > now)
+
+
 def _askable(campaign_id: int, user_id: int, now: dt.datetime) -> tuple[Any, Any, Any]:
     """The query of the questions this SME may be asked next (best first), and the conditions of a claim whose
     lease expired and of a claimable question."""
@@ -228,8 +233,7 @@ def question_waiting(db: Database, campaign_id: int, user_id: int, now: dt.datet
         if _campaign(s, campaign_id).status != CAMPAIGN_ACTIVE:
             return False
         askable, _, claimable = _askable(campaign_id, user_id, now)
-        mine = and_(QueueItem.status == QUEUE_CLAIMED, QueueItem.claimed_by == user_id, QueueItem.lease_until > now)
-        return s.execute(askable.where(or_(claimable, mine))).first() is not None
+        return s.execute(askable.where(or_(claimable, _held_by(user_id, now)))).first() is not None
 
 
 def claim_next(db: Database, campaign_id: int, user_id: int, now: dt.datetime | None = None) -> Question | None:
@@ -245,9 +249,8 @@ def claim_next(db: Database, campaign_id: int, user_id: int, now: dt.datetime | 
             if campaign.status != CAMPAIGN_ACTIVE:
                 return None
             lease = dt.timedelta(seconds=CampaignConfig.from_dict(campaign.config).lease_s)
-            mine = s.scalar(select(QueueItem).where(QueueItem.campaign_id == campaign_id,
-                                                    QueueItem.status == QUEUE_CLAIMED, QueueItem.claimed_by == user_id,
-                                                    QueueItem.lease_until > now).order_by(QueueItem.position).limit(1))
+            mine = s.scalar(select(QueueItem).where(QueueItem.campaign_id == campaign_id, _held_by(user_id, now))
+                            .order_by(QueueItem.position).limit(1))
             if mine is not None:
                 return _question(s, mine)
             askable, expired, claimable = _askable(campaign_id, user_id, now)

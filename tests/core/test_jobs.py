@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from sqlalchemy import update
 
@@ -17,6 +16,7 @@ from core.jobs import claim_next, enqueue, get_job, reap_orphans, request_cancel
 from core.worker import WorkerProcess, live_workers
 from storage.db import Database
 from storage.models import Job, utcnow
+from tests.fakes import process_gone
 
 
 def _claim_all(url: str, name: str, ready, go, out) -> None:
@@ -149,14 +149,6 @@ time.sleep(600)
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in state  # exited, waiting to be reaped by whoever adopted it
-
-
 def test_killing_the_app_stops_the_worker_it_started_and_gives_its_job_back(db, data_dir):
     """The worker the app starts (``worker_command``) watches the app: SIGKILL the app mid-job, and the worker
     exits within seconds, handing the job back (re-queued, as it has attempts left)."""
@@ -175,9 +167,9 @@ def test_killing_the_app_stops_the_worker_it_started_and_gives_its_job_back(db, 
         app.send_signal(signal.SIGKILL)
         app.wait()
         deadline = time.monotonic() + 15
-        while not _gone(pid) and time.monotonic() < deadline:
+        while not process_gone(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _gone(pid), "the worker outlived the app"
+        assert process_gone(pid), "the worker outlived the app"
         job = get_job(db, job_id)
         assert job.status == "queued" and "the app that started its worker" in job.message
         with db.session() as s:

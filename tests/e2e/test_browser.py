@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import Annotation
+from tests.fakes import process_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -93,15 +94,6 @@ def test_sign_in_answer_with_the_keyboard_undo_and_see_every_page(app_server, pa
     page.get_by_role("button", name="Sign in").wait_for()
 
 
-def _gone(pid: int) -> bool:
-    from pathlib import Path
-
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
 def choose(page, widget: str, label: str) -> None:
     """Pick ``label`` in the label multiselect titled ``widget``: type to filter, click the option."""
     box = page.locator("[data-testid='stMultiSelect']").filter(has_text=widget).locator("input")
@@ -180,6 +172,6 @@ def test_a_newcomer_on_a_fresh_data_folder(fresh_server, page, tmp_path):
     assert pids, "the app started no worker"
     fresh_server.stop()  # Ctrl-C
     deadline = time.monotonic() + 15
-    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+    while not all(process_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert all(_gone(p) for p in pids), "the app's worker outlived it"
+    assert all(process_gone(p) for p in pids), "the app's worker outlived it"

@@ -42,15 +42,9 @@ def seeded(db, tmp_path):
 
 def signed_in(path: str, user_id: int) -> AppTest:
     """The page as ``user_id`` sees it, signed in with a real server-side session."""
-    from core.config import Settings
-    from storage.db import Database
+    from bench.common import signed_in_page
 
-    db = Database(Settings.from_env().db_url)
-    token, _ = auth.start_session(db, user_id)
-    db.dispose()
-    at = app(path)
-    at.session_state["session_token"] = token
-    return at.run()
+    return signed_in_page(path, user_id).run()
 
 
 def shown(markdown: str) -> str:
