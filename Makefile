@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+API_PORT ?= 8000
 
-.PHONY: setup run demo worker test e2e lint bench clean
+.PHONY: setup run api demo worker test e2e lint bench clean
 
 # torch first, pinned: pip then takes the CPU build shipped on this disk (a GPU machine gets CUDA torch),
 # and the ranges in requirements.txt, which 2.13.0 satisfies, install nothing more.
@@ -13,13 +14,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .   # the xmtc command (console script) on this checkout
+	$(BIN)/pip install --quiet -e ".[scale]"   # the xmtc command on this checkout, and Ray (the [scale] extra)
 	touch $@
 
 setup: $(VENV)/.installed
 
 run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+# The REST API for other systems (OpenAPI at http://127.0.0.1:$(API_PORT)/docs); tokens: xmtc tokens create.
+api: setup
+	$(BIN)/xmtc serve --port $(API_PORT)
 
 demo: setup
 	$(BIN)/xmtc demo

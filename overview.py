@@ -11,6 +11,7 @@ from core.model.versions import list_versions
 from core.model.views import metrics_side_by_side
 from ui.common import (
     UPLOAD_TYPES,
+    api_tokens_panel,
     current_user,
     database,
     job_panel,
@@ -165,3 +166,5 @@ if user.is_admin:
                 member = st.text_input("Add an existing user to this project")
                 if st.form_submit_button("Add member"):
                     run_action(lambda: add_member(db, project_id, member, user.id), "Member added.")
+    with st.expander("API tokens (the REST API for other systems)"):
+        api_tokens_panel(db, user)

@@ -56,6 +56,42 @@ def command_line(module: str, argv: list[str] | None) -> str:
     return " ".join(["python -m " + module, *(sys.argv[1:] if argv is None else argv)])
 
 
+def publish(section: str, results: dict[str, Any], render: Any, write: bool = True) -> None:
+    """Print a bench's results; unless ``write`` is false, save them as ``bench/results/<section>.json`` and render
+    their section of BENCHMARKS.md."""
+    import json
+
+    print(json.dumps(results, indent=2))
+    if write:
+        (ROOT / "bench" / "results" / f"{section}.json").write_text(json.dumps(results, indent=2))
+        update_benchmarks(section, render(results))
+
+
+def build_demo(train_minutes: float) -> tuple[Any, dict[str, Any], float]:
+    """In the current (throw-away) data folder: queue what the start page's button queues (the demo, then a first
+    model trained in ``train_minutes``) and run it in a worker, as the app's would. Returns the database, the jobs
+    by kind and the seconds it took; exits if a job failed."""
+    import time
+
+    from core.config import Settings
+    from core.jobs import enqueue, list_jobs
+    from core.worker import WorkerProcess
+    from storage.db import Database
+
+    settings = Settings.from_env()
+    db = Database(settings.db_url)
+    db.create_all()
+    pressed = time.monotonic()
+    enqueue(db, "build_demo", None, {"train_minutes": train_minutes}, settings=settings)
+    WorkerProcess(db, settings, poll_s=0.2).serve(idle_exit_s=1.0)
+    seconds = time.monotonic() - pressed
+    jobs = {j.kind: j for p in (None, 1) for j in list_jobs(db, p)}
+    failed = {k: j.error for k, j in jobs.items() if j.status != "done"}
+    if failed:
+        raise SystemExit(f"jobs failed: {failed}")
+    return db, jobs, seconds
+
+
 def signed_in_page(page: str, user_id: int, project_id: int | None = None, timeout_s: float = 60) -> Any:
     """Streamlit's AppTest of ``page`` (not run yet) signed in as ``user_id`` the way the app does it: a server-side
     session on the database the environment names."""
@@ -92,7 +128,8 @@ SECTIONS = {
     "cross_more": "bench.cross_more", "active_learning": "bench.active_learning", "annotate": "bench.annotate",
     "load": "bench.annotate", "annotate_postgres": "bench.annotate",
     "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
-    "judge": "bench.judge", "first_hour": "bench.first_hour",
+    "judge": "bench.judge", "first_hour": "bench.first_hour", "pools_at_scale": "bench.pools_at_scale",
+    "api": "bench.api",
 }
 
 

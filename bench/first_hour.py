@@ -9,37 +9,19 @@ fresh data folder and runs the jobs in a worker, as the app's worker would. The 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-from bench.common import ROOT, command_line, machine, temp_data_dir, update_benchmarks
-from core.config import Settings
+from bench.common import ROOT, build_demo, command_line, machine, publish, temp_data_dir
 from core.data.demo import FIRST_MODEL_MINUTES
-from core.jobs import enqueue, list_jobs
 from core.model.versions import list_versions
-from core.worker import WorkerProcess
-from storage.db import Database
 
-RESULTS = ROOT / "bench" / "results" / "first_hour.json"
 METRICS = ("P@1", "P@5", "R@10", "nDCG@10")
 TARGET_MINUTES, TARGET_R10 = 15.0, 0.30
 
 
 def run(data: Path, minutes: float) -> dict:
     with temp_data_dir(XMTC_DEMO_DATA=str(data)):
-        settings = Settings.from_env()
-        db = Database(settings.db_url)
-        db.create_all()
-        pressed = time.monotonic()
-        enqueue(db, "build_demo", None, {"train_minutes": minutes}, settings=settings)
-        worker = WorkerProcess(db, settings, poll_s=0.2)
-        worker.serve(idle_exit_s=1.0)
-        total = time.monotonic() - pressed
-        jobs = {j.kind: j for p in (None, 1) for j in list_jobs(db, p)}
-        failed = {k: j.error for k, j in jobs.items() if j.status != "done"}
-        if failed:
-            raise SystemExit(f"jobs failed: {failed}")
+        db, jobs, total = build_demo(minutes)
         versions = {v.kind: v for v in list_versions(db, 1)}
         trained, zero = versions["bicross"], versions["zero_shot"]
         assert trained.active
@@ -88,10 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     out = {**run(args.data, args.minutes), "machine": machine(), "command": command_line("bench.first_hour", argv)}
-    print(json.dumps(out, indent=2))
-    if not args.no_write:
-        RESULTS.write_text(json.dumps(out, indent=2))
-        update_benchmarks("first_hour", render(out))
+    publish("first_hour", out, render, not args.no_write)
 
 
 if __name__ == "__main__":

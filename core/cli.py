@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
+from core.data.corpus import CORPUS_FORMATS, guess_format
 from core.errors import NotFound, XmtcError
 from storage.db import Database
 
@@ -113,17 +114,12 @@ def cmd_import_docs(args: argparse.Namespace, db: Database, settings: Settings) 
     mapping = {"id": args.id, "title": args.title or None, "abstract": args.abstract or None,
                "keywords": args.keywords or None, "labels": args.labels or None, "split": args.split or None}
     result = run_job(db, settings, "import_corpus", pid, {
-        "path": str(_existing(args.file).resolve()), "format": args.format or _guess_format(args.file),
+        "path": str(_existing(args.file).resolve()), "format": args.format or guess_format(args.file),
         "mapping": mapping, "on_error": "skip" if args.skip_bad_rows else "abort", "holdout": args.holdout}, args.quiet)
     print(f"{args.project}: documents {result['report']}")
     for warning in result.get("warnings", []):
         if not warning.startswith(HOLDOUT_NOTE):  # already in the report line
             print(f"warning: {warning}", file=sys.stderr)
-
-
-def _guess_format(path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
-    return "jsonl" if name.endswith((".jsonl", ".json")) else "tsv" if name.endswith(".tsv") else "csv"
 
 
 def cmd_train(args: argparse.Namespace, db: Database, settings: Settings) -> None:
@@ -170,7 +166,7 @@ def cmd_eval(args: argparse.Namespace, db: Database, settings: Settings) -> None
         mapping = ColumnMapping(id=args.id, title=args.title or None, abstract=args.abstract or None,
                                 labels=args.labels)
         texts, gold, unknown = [], [], set()
-        for rec in read_corpus(_existing(args.file), args.format or _guess_format(args.file), mapping, ImportReport()):
+        for rec in read_corpus(_existing(args.file), args.format or guess_format(args.file), mapping, ImportReport()):
             texts.append(rec.text)
             gold.append({lookup[n] for n in rec.labels if n in lookup})
             unknown |= {n for n in rec.labels if n not in lookup}
@@ -233,6 +229,65 @@ def cmd_users(args: argparse.Namespace, db: Database, settings: Settings) -> Non
     print(f"user {user.username} ({user.role}) created")
 
 
+def cmd_tokens(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    from core.accounts import tokens
+
+    if args.action == "create":
+        if not args.name or not args.project:
+            raise CliError("tokens create needs --name and at least one --project.")
+        token, token_id = tokens.create_token(db, args.name, [_project(db, p) for p in args.project], None, args.days)
+        print(f"token {token_id} ({args.name}) created; it is shown once, keep it secret:", file=sys.stderr)
+        print(token)
+    elif args.action == "revoke":
+        if args.id is None:
+            raise CliError("tokens revoke needs the token's id (see `xmtc tokens list`).")
+        tokens.revoke_token(db, args.id, None)
+        print(f"token {args.id} revoked")
+    else:
+        for t in tokens.list_tokens(db):
+            state = "revoked" if t.revoked else f"expires {t.expires_at:%Y-%m-%d}" if t.expires_at else "active"
+            print(f"{t.id}\t{t.name}\tprojects {','.join(map(str, t.project_ids))}\t{state}")
+
+
+def cmd_serve(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    from core.api import serve
+
+    db.dispose()  # each server process opens its own
+    print(f"API on http://{args.host}:{args.port}/v1 (OpenAPI: /docs); Ctrl+C stops it", file=sys.stderr)
+    serve(args.host, args.port, args.workers)
+
+
+def cmd_pools(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    from core.newlabels.jobs import BUILD_POOLS
+
+    pid = _project(db, args.project)
+    ids = [_label(db, pid, ref) for ref in args.labels]
+    params = {"label_ids": ids, "pool_size": args.size}
+    if args.corpus:
+        params.update(corpus=str(_existing(args.corpus).resolve()),
+                      mapping={"id": args.id, "title": args.title or None, "abstract": args.abstract or None})
+    result = run_job(db, settings, BUILD_POOLS, pid, params, args.quiet)
+    print(f"{args.project}: {result['labels']} pool(s) of up to {result['pool_size']} documents, "
+          f"{result['documents']} distinct documents" + (f", from {result['corpus_documents']:,} corpus documents "
+                                                        f"({result['engine']})" if "corpus" in result else ""))
+
+
+def _label(db: Database, project_id: int, ref: str) -> int:
+    """A label by external id, preferred name or row id."""
+    from sqlalchemy import or_, select
+
+    from storage.models import Label
+
+    with db.session() as s:
+        found = s.scalar(select(Label.id).where(Label.project_id == project_id,
+                                               or_(Label.external_id == ref, Label.pref_label == ref)).limit(1))
+        if found is None and ref.isdigit():
+            found = s.scalar(select(Label.id).where(Label.project_id == project_id, Label.id == int(ref)))
+    if found is None:
+        raise NotFound(f"No label {ref!r} in this project (give its id, external id or preferred name).")
+    return found
+
+
 def cmd_worker(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     from core.worker import main as worker_main
 
@@ -261,8 +316,8 @@ def cmd_demo(args: argparse.Namespace, db: Database, settings: Settings) -> None
 
 
 def _mapping_args(p: argparse.ArgumentParser, labels_default: str = "labels") -> None:
-    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "annif-tsv"], default=None,
-                   help="default: from the file name (.csv, .tsv, .jsonl; .gz allowed)")
+    p.add_argument("--format", choices=CORPUS_FORMATS, default=None,
+                   help="default: from the file name (.csv, .tsv, .jsonl, .parquet; .gz allowed)")
     p.add_argument("--id", default="id", help="column (or JSON key) of the document id")
     p.add_argument("--title", default="title", help="column of the title ('' for none)")
     p.add_argument("--abstract", default="abstract", help="column of the abstract ('' for none)")
@@ -326,6 +381,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["annotator", "admin"], default="annotator")
     p.add_argument("--password-stdin", action="store_true")
     p.set_defaults(fn=cmd_users)
+
+    p = sub.add_parser("pools", help="build new labels' document pools, from the project's documents or a corpus")
+    p.add_argument("project")
+    p.add_argument("labels", nargs="+", help="labels (external id, name or id)")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="a JSONL/Parquet/CSV file or folder of them (embedded with Ray when installed; only the "
+                        "documents that enter a pool are copied into the project)")
+    p.add_argument("--size", type=int, default=0, help="documents per pool (0: 1,000, or the corpus when smaller)")
+    p.add_argument("--id", default="id", help="corpus key of the document id")
+    p.add_argument("--title", default="title", help="corpus key of the title ('' for none)")
+    p.add_argument("--abstract", default="abstract", help="corpus key of the abstract ('' for none)")
+    p.set_defaults(fn=cmd_pools)
+
+    p = sub.add_parser("tokens", help="REST API bearer tokens: create (scoped to projects), list, revoke")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", type=int, nargs="?", help="the token to revoke")
+    p.add_argument("--name", default="", help="which system uses it")
+    p.add_argument("--project", action="append", default=[], help="a project it reaches (name or id; repeat)")
+    p.add_argument("--days", type=float, default=None, help="expires after this many days (default: never)")
+    p.set_defaults(fn=cmd_tokens)
+
+    p = sub.add_parser("serve", help="run the REST API (FastAPI + uvicorn) on the app's database")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (each keeps its own model cache)")
+    p.set_defaults(fn=cmd_serve)
 
     p = sub.add_parser("worker", help="run queued jobs in the foreground (e.g. on a GPU machine)")
     p.add_argument("--once", action="store_true")

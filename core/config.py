@@ -54,6 +54,11 @@ class Settings:
             sources (``XMTC_DEMO_MIRROR``; e.g. a local mirror, or the tests' stand-in server).
         store: the artifact store shared by every machine of a team (``XMTC_STORE``, a local or network-mounted
             folder; default: the data folder).
+        pool_engine: how a pool corpus outside the database is embedded (``XMTC_POOL_ENGINE``): ``ray`` (a Ray
+            Data pipeline, ``pip install .[scale]``), ``local`` (this process) or ``auto`` (default: Ray when
+            installed).
+        ray_address: the Ray cluster pool corpora are embedded on (``XMTC_RAY_ADDRESS``, e.g. ``ray://head:10001``
+            or ``auto``); empty: Ray starts on the worker's own machine.
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -74,6 +79,8 @@ class Settings:
     llm_price_out: float = 0.0
     demo_mirror: str = ""
     store: Path | None = None
+    pool_engine: str = "auto"
+    ray_address: str = ""
 
     # What a queued job carries from the process that queued it: a worker runs it under these, not its own (its
     # data folder stays its own: the lock, the log, downloads and converted checkpoints are per machine).
@@ -98,6 +105,8 @@ class Settings:
         "llm_price_out": "XMTC_LLM_PRICE_OUT",
         "demo_mirror": "XMTC_DEMO_MIRROR",
         "store": "XMTC_STORE",
+        "pool_engine": "XMTC_POOL_ENGINE",
+        "ray_address": "XMTC_RAY_ADDRESS",
     }
 
     @property
@@ -109,6 +118,15 @@ class Settings:
         """The artifact store: model bundles, document-vector caches, uploads (``XMTC_STORE``; default the data
         folder). Every machine of a team mounts the same folder, so the app serves what a GPU worker trained."""
         return self.store or self.data_dir
+
+    @property
+    def pool_engine_name(self) -> str:
+        """The engine ``pool_engine`` names (``auto``: ``ray`` when Ray is installed, else ``local``)."""
+        if self.pool_engine != "auto":
+            return self.pool_engine
+        import importlib.util
+
+        return "ray" if importlib.util.find_spec("ray") is not None else "local"
 
     @property
     def models_dir(self) -> Path:
@@ -158,6 +176,8 @@ class Settings:
             llm_price_out=float(env.get("XMTC_LLM_PRICE_OUT", "0")),
             demo_mirror=env.get("XMTC_DEMO_MIRROR", ""),
             store=Path(env["XMTC_STORE"]).resolve() if env.get("XMTC_STORE") else None,
+            pool_engine=env.get("XMTC_POOL_ENGINE", "auto"),
+            ray_address=env.get("XMTC_RAY_ADDRESS", ""),
         )
 
     def job_snapshot(self) -> dict[str, str | None]:

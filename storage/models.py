@@ -105,6 +105,26 @@ class Membership(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ApiToken(Base):
+    """A bearer token for the REST API, created by an admin: the client holds the random token, the database only
+    its SHA-256; it reaches only the projects listed in ``api_token_projects``."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class ApiTokenProject(Base):
+    __tablename__ = "api_token_projects"
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+
+
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("project_id", "external_id", name="uq_document_project_external_id"),)

@@ -126,13 +126,45 @@ def sign_out(db: Database) -> None:
     st.session_state["cookie_pending"] = ("delete", uuid.uuid4().hex[:8])
 
 
+def visible_projects(db: Database, user: CurrentUser) -> list[tuple[int, str]]:
+    """(id, name) of the projects the user may see."""
+    with db.session() as s:
+        return [(p.id, p.name) for p in auth.visible_projects(s, s.get(User, user.id))]
+
+
+def api_tokens_panel(db: Database, user: CurrentUser) -> None:
+    """An admin's API tokens: create one scoped to projects (shown once), list them, revoke one."""
+    from core.accounts import tokens
+
+    names = dict(visible_projects(db, user))
+    st.caption("`xmtc serve` (or `make api`) serves label suggestions over HTTP to other systems; a token reaches only "
+               "the projects chosen here and is stored hashed, so copy it when it is shown.")
+    with st.form("new_token"):
+        c = st.columns([2, 3, 1])
+        name = c[0].text_input("Used by (e.g. the catalogue)", key="token_name")
+        scope = c[1].multiselect("Projects it reaches", list(names), format_func=names.get, key="token_scope")
+        days = c[2].number_input("Expires after days (0: never)", 0, 3650, 365, key="token_days")
+        if st.form_submit_button("Create token"):
+            made = run_action(lambda: tokens.create_token(db, name, scope, user.id, days or None))
+            if made:
+                st.success("Token created. Copy it now: it is not shown again.")
+                st.code(made[0], language=None)
+    for t in tokens.list_tokens(db):
+        c = st.columns([1, 3, 3, 2, 1])
+        c[0].write(f"#{t.id}")
+        c[1].text(t.name)
+        c[2].text(", ".join(names.get(p, str(p)) for p in t.project_ids))
+        c[3].write("revoked" if t.revoked else f"expires {t.expires_at:%Y-%m-%d}" if t.expires_at else "no expiry")
+        if not t.revoked and c[4].button("Revoke", key=f"revoke_token_{t.id}"):
+            run_action(lambda t=t: tokens.revoke_token(db, t.id, user.id), f"Token #{t.id} revoked.")
+
+
 def sidebar(db: Database, user: CurrentUser) -> int | None:
     """Signed-in user, sign-out and the project picker; returns the chosen project id."""
     with st.sidebar:
         st.caption(f"Signed in as **{plain(user.username)}** ({user.role})")
         st.button("Sign out", on_click=sign_out, args=(db,), key="sign_out")
-        with db.session() as s:
-            projects = [(p.id, p.name) for p in auth.visible_projects(s, s.get(User, user.id))]
+        projects = visible_projects(db, user)
         if not projects:
             st.session_state.pop("project_id", None)
             return None

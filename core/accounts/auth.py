@@ -90,7 +90,7 @@ def authenticate(db: Database, username: str, password: str, now: dt.datetime | 
     return user
 
 
-def _token_hash(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -101,7 +101,7 @@ def start_session(db: Database, user_id: int, now: dt.datetime | None = None,
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     with db.session() as s:
-        s.add(UserSession(user_id=user_id, token_hash=_token_hash(token), created_at=now, expires_at=now + lifetime))
+        s.add(UserSession(user_id=user_id, token_hash=hash_token(token), created_at=now, expires_at=now + lifetime))
     return token, now + lifetime
 
 
@@ -111,7 +111,7 @@ def session_user(db: Database, token: str | None, now: dt.datetime | None = None
         return None
     now = now or utcnow()
     with db.session() as s:
-        row = s.scalar(select(UserSession).where(UserSession.token_hash == _token_hash(token)))
+        row = s.scalar(select(UserSession).where(UserSession.token_hash == hash_token(token)))
         if row is None or row.revoked_at is not None or row.expires_at <= now:
             return None
         return s.get(User, row.user_id)
@@ -121,7 +121,7 @@ def end_session(db: Database, token: str | None) -> None:
     """Revoke one session (sign-out): its token no longer signs anyone in, whatever the browser keeps."""
     if token:
         with db.session() as s:
-            s.execute(update(UserSession).where(UserSession.token_hash == _token_hash(token),
+            s.execute(update(UserSession).where(UserSession.token_hash == hash_token(token),
                                                 UserSession.revoked_at.is_(None)).values(revoked_at=utcnow()))
 
 

@@ -1,4 +1,4 @@
-"""Corpus readers (CSV/TSV with a column mapping, JSONL, Annif TSV) that stream records."""
+"""Corpus readers (CSV/TSV with a column mapping, JSONL, Parquet, Annif TSV) that stream records."""
 
 from __future__ import annotations
 
@@ -161,10 +161,64 @@ def read_annif_tsv(source: str | Path | IO[bytes], report: ImportReport) -> Iter
             yield DocumentRecord(external_id=str(lineno), abstract=text.strip(), labels=labels)
 
 
-CORPUS_FORMATS = ("csv", "tsv", "jsonl", "annif-tsv")
+def read_parquet(source: str | Path, mapping: ColumnMapping, report: ImportReport,
+                 batch_rows: int = 4096) -> Iterator[DocumentRecord]:
+    """Stream records from a Parquet file, one row group batch at a time; bad rows are skipped with a reason.
+
+    Raises:
+        ImportFailed: not a Parquet file, or a mapped column is missing.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = source_name(source)
+    report.source = name
+    try:
+        pf = pq.ParquetFile(str(source))
+    except (OSError, pa.ArrowException) as exc:
+        raise ImportFailed(f"{name}: not a readable Parquet file ({exc}).") from exc
+    fields = pf.schema_arrow.names
+    wanted = [c for c in mapping.required() if c != "labels" or c in fields]  # labels are optional in a corpus file
+    missing = [c for c in wanted if c not in fields]
+    if missing:
+        raise ImportFailed(f"{name}: missing column(s) {missing}; the file has {fields}. Fix the column mapping.")
+    row = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+        for values in batch.to_pylist():
+            row += 1
+            report.rows_read += 1
+            try:
+                yield _record(values, mapping)
+            except ValueError as exc:
+                report.skip(f"row {row}", str(exc))
 
 
-CORPUS_FORMATS = ("csv", "tsv", "jsonl", "annif-tsv")
+CORPUS_FORMATS = ("csv", "tsv", "jsonl", "annif-tsv", "parquet")
+CORPUS_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+def guess_format(path: str | Path) -> str:
+    """A corpus file's format from its name (``.gz`` looked through); CSV when the name says nothing."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    return CORPUS_SUFFIXES.get(Path(name).suffix, "csv")
+
+
+def corpus_files(path: str | Path) -> list[Path]:
+    """A corpus given as one file or as a folder of files (``*.jsonl[.gz]``, ``*.parquet``, ``*.csv[.gz]`` ...).
+
+    Raises:
+        ImportFailed: nothing there, or a folder without corpus files.
+    """
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ImportFailed(f"Corpus {root} does not exist: give a JSONL/Parquet/CSV file or a folder of them.")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and Path(p.name.lower().removesuffix(".gz")).suffix in CORPUS_SUFFIXES)
+    if not files:
+        raise ImportFailed(f"Corpus folder {root} holds no {', '.join(sorted(CORPUS_SUFFIXES))} files (optionally .gz).")
+    return files
 
 
 def read_corpus(path: str | Path, fmt: str, mapping: ColumnMapping, report: ImportReport) -> Iterator[DocumentRecord]:
@@ -179,4 +233,6 @@ def read_corpus(path: str | Path, fmt: str, mapping: ColumnMapping, report: Impo
         return read_jsonl(path, mapping, report)
     if fmt == "annif-tsv":
         return read_annif_tsv(path, report)
+    if fmt == "parquet":
+        return read_parquet(path, mapping, report)
     raise ImportFailed(f"Unknown corpus format {fmt!r}; use one of {', '.join(CORPUS_FORMATS)}.")

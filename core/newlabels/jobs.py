@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from core.model.loading import load_ranker
 from core.model.ranker import BiCrossRanker
 from core.model.versions import active_version, flat_stats, latest_version, read_manifest, register_version, write_bundle
 from core.newlabels.campaigns import AL_ITERATION, CampaignConfig, add_questions, asked_questions
+from core.newlabels.corpus_pools import POOL_MAPPING, CorpusSpec, ScaleConfig, copy_pool_documents, embed_corpus, shard_pools
 from core.newlabels.gpl import GplConfig, LLMQueries, QueryGenerator, Seq2SeqQueries, TitleQueries, mine, train_gpl
 from core.newlabels.pools import EmbeddingCache, default_pool_size, scored_pools
 from storage.db import Database
@@ -142,16 +144,18 @@ def build_pools_job(ctx: JobContext) -> dict[str, Any]:
     if not label_ids:
         raise XmtcError("Choose at least one new label to build a pool for.")
     texts = _new_label_texts(ctx.db, ctx.project_id, label_ids)
-    docs = pool_documents(ctx.db, ctx.project_id)
-    if not docs:
-        raise XmtcError("The project has no documents outside the test split to build pools from.")
-    size = int(ctx.params.get("pool_size") or default_pool_size(len(docs)))
     adapted = latest_version(ctx.db, ctx.project_id, GPL_KIND)
     if adapted is not None:
         enc_path, key, encoder_version_id = str(Path(adapted.path) / read_manifest(Path(adapted.path))["bi_encoder"]), \
             f"v{adapted.id}", adapted.id
     else:
         enc_path, key, encoder_version_id = default_encoder_path(settings.encoder_path), "pretrained", None
+    if ctx.params.get("corpus"):
+        return _pools_from_corpus(ctx, texts, enc_path, key, encoder_version_id)
+    docs = pool_documents(ctx.db, ctx.project_id)
+    if not docs:
+        raise XmtcError("The project has no documents outside the test split to build pools from.")
+    size = int(ctx.params.get("pool_size") or default_pool_size(len(docs)))
     ctx.progress(0.01, f"loading the encoder ({key})", force=True)
     encoder = load_bi_encoder(enc_path, settings.device)
     doc_ids = [d.id for d in docs]
@@ -167,6 +171,34 @@ def build_pools_job(ctx: JobContext) -> dict[str, Any]:
     store_pools(ctx.db, ctx.project_id, pools, encoder_version_id)
     return {"labels": len(pools), "pool_size": size, "documents": len({d for p in pools.values() for d, _ in p}),
             "encoder": key}
+
+
+def _pools_from_corpus(ctx: JobContext, texts: dict[int, str], enc_path: str, key: str,
+                       encoder_version_id: int | None) -> dict[str, Any]:
+    """Pools from a corpus file or folder outside the database (embedded into shards in the store, by Ray or in
+    this process); only the documents that enter a pool are copied into the project."""
+    settings = ctx.settings
+    spec = CorpusSpec(str(ctx.params["corpus"]), {**POOL_MAPPING, **ctx.params.get("mapping", {})})
+    files = len(spec.files())
+    cfg = ScaleConfig(engine=settings.pool_engine_name, address=settings.ray_address, device=settings.device)
+    ctx.progress(0.01, f"embedding the corpus ({files} file(s), {cfg.engine} engine, encoder {key})", force=True)
+    started = time.monotonic()
+
+    def on_block(done: int) -> None:
+        rate = done / max(1e-6, time.monotonic() - started)
+        ctx.progress(0.02, f"embedded {done:,} corpus documents ({rate:,.0f} docs/s)")
+
+    corpus = embed_corpus(spec, enc_path, key, settings.embeddings_dir, cfg, on_block, ctx.check_cancel)
+    ctx.progress(0.9, f"searching {len(corpus.shards)} shard(s) of {corpus.rows:,} documents", force=True)
+    encoder = load_bi_encoder(enc_path, settings.device)
+    size = int(ctx.params.get("pool_size") or default_pool_size(corpus.rows))
+    found = shard_pools(corpus, dict(zip(texts, encode(encoder, list(texts.values())), strict=True)), size)
+    ctx.check_cancel()
+    ids = copy_pool_documents(ctx.db, ctx.project_id, spec, {d for pool in found.values() for d, _ in pool})
+    pools = {lab: [(ids[d], score) for d, score in pool if d in ids] for lab, pool in found.items()}
+    store_pools(ctx.db, ctx.project_id, pools, encoder_version_id)
+    return {"labels": len(pools), "pool_size": size, "documents": len(ids), "encoder": key, "corpus": spec.path,
+            "corpus_documents": corpus.rows, "engine": corpus.engine, "embedding_seconds": corpus.seconds}
 
 
 def store_pools(db: Database, project_id: int, pools: dict[int, list[tuple[int, float]]],

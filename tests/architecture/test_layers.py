@@ -23,7 +23,7 @@ LAYERS = [
     ["core.model"],
     ["core.taxonomy", "core.newlabels"],
     ["core.evaluation"],
-    ["core.tasks", "core.worker", "core.cli"],
+    ["core.tasks", "core.worker", "core.cli", "core.api"],
 ]
 LEVEL = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 

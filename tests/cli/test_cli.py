@@ -67,6 +67,11 @@ def test_import_commands_report_and_hold_out_a_test_split(data_dir, files, capsy
     (["train", "Nope"], r"No project 'Nope'"),
     (["eval", "Mine"], r"no active model: train one"),
     (["suggest", "Mine", "empty.txt"], r"No text to suggest labels for in .*empty\.txt"),
+    (["pools", "Mine", "Quantum Gravity"], r"No label 'Quantum Gravity' in this project"),
+    (["pools", "Mine", "Oncology", "--corpus", "nowhere/"], r"nowhere: no such file"),
+    (["tokens", "create", "--name", "catalogue", "--project", "Nope"], r"No project 'Nope'"),
+    (["tokens", "create", "--project", "Mine"], r"needs --name and at least one --project"),
+    (["tokens", "revoke", "42"], r"API token 42 does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_traceback(data_dir, files, capsys, monkeypatch, args, message):
     monkeypatch.chdir(files)
@@ -75,6 +80,24 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(data_dir, files, capsy
     code, _, err = xmtc(*args, capsys=capsys)
     assert code == 2 and re.search(message, err), err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_tokens_are_created_once_listed_and_revoked(data_dir, files, capsys):
+    from core.accounts.tokens import token_projects
+    from core.config import Settings
+    from storage.db import Database
+
+    xmtc("import-taxonomy", "Mine", str(files / "taxonomy.ttl"), "--create", capsys=capsys)
+    code, out, err = xmtc("tokens", "create", "--name", "catalogue", "--project", "Mine", "--days", "30", capsys=capsys)
+    token = out.strip()
+    assert code == 0 and "shown once" in err and token.startswith("xmtc_")
+    db = Database(Settings.from_env().db_url)
+    assert token_projects(db, token) == {1}
+    code, out, _ = xmtc("tokens", "list", capsys=capsys)
+    assert re.fullmatch(r"1\tcatalogue\tprojects 1\texpires \d{4}-\d\d-\d\d\n", out)
+    assert xmtc("tokens", "revoke", "1", capsys=capsys)[:2] == (0, "token 1 revoked\n")
+    assert token_projects(db, token) is None and "revoked" in xmtc("tokens", "list", capsys=capsys)[1]
+    db.dispose()
 
 
 def test_a_bad_corpus_row_names_the_problem(data_dir, files, capsys):

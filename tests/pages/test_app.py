@@ -49,6 +49,26 @@ def test_overview_shows_the_real_state_and_admin_tools_to_an_admin(seeded):
     assert "Administration" in shown
 
 
+def test_an_admin_creates_an_api_token_sees_it_once_and_revokes_it(seeded):
+    from core.accounts.tokens import token_projects
+
+    at = signed_in("overview.py", seeded["admin"])
+    at.text_input(key="token_name").input("catalogue")
+    at.multiselect(key="token_scope").select(seeded["project"])
+    next(b for b in at.button if b.label == "Create token").click().run()
+    assert not at.exception
+    token = at.code[0].value
+    assert "Copy it now" in texts(at) and token_projects(seeded["db"], token) == {seeded["project"]}
+    assert "catalogue" in texts(at) and "Cardio" in texts(at)
+    at.button(key="revoke_token_1").click().run()
+    assert "Token #1 revoked" in texts(at) and token_projects(seeded["db"], token) is None
+    assert not at.code  # shown once: a rerun does not show it again
+    at.multiselect(key="token_scope").set_value([])
+    at.text_input(key="token_name").input("no scope")
+    next(b for b in at.button if b.label == "Create token").click().run()
+    assert "at least one project" in texts(at)
+
+
 def test_an_annotator_sees_no_admin_actions(seeded):
     at = signed_in("overview.py", seeded["annotator"])
     shown = texts(at)
