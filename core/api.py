@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from core.accounts.tokens import token_projects
 from core.config import Settings
-from core.data.catalog import label_detail
+from core.data.catalog import find_label, label_detail
 from core.errors import XmtcError
 from core.model.labels import LabelRanker
 from core.model.loading import load_ranker
@@ -246,10 +246,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
              tags=["labels"])
     def label(project_id: int, label: str, allowed: Scope) -> LabelOut:
         project_in(project_id, allowed)
-        with db.session() as s:
-            found = s.scalar(select(Label.id).where(Label.project_id == project_id, Label.external_id == label))
-            if found is None and label.isdigit():
-                found = s.scalar(select(Label.id).where(Label.project_id == project_id, Label.id == int(label)))
+        found = find_label(db, project_id, label)
         detail = label_detail(db, project_id, found) if found is not None else None
         if detail is None:
             raise HTTPException(404, f"Project {project_id} has no label {label!r} (give its id or its external id).")

@@ -274,15 +274,9 @@ def cmd_pools(args: argparse.Namespace, db: Database, settings: Settings) -> Non
 
 def _label(db: Database, project_id: int, ref: str) -> int:
     """A label by external id, preferred name or row id."""
-    from sqlalchemy import or_, select
+    from core.data.catalog import find_label
 
-    from storage.models import Label
-
-    with db.session() as s:
-        found = s.scalar(select(Label.id).where(Label.project_id == project_id,
-                                               or_(Label.external_id == ref, Label.pref_label == ref)).limit(1))
-        if found is None and ref.isdigit():
-            found = s.scalar(select(Label.id).where(Label.project_id == project_id, Label.id == int(ref)))
+    found = find_label(db, project_id, ref, by_name=True)
     if found is None:
         raise NotFound(f"No label {ref!r} in this project (give its id, external id or preferred name).")
     return found

@@ -204,6 +204,18 @@ def _ancestry(session: Any, label_ids: list[int]) -> tuple[dict[int, list[int]],
     return parents, names
 
 
+def find_label(db: Database, project_id: int, ref: str, by_name: bool = False) -> int | None:
+    """A project's label by external id (also by preferred name with ``by_name``), else by row id; None if none."""
+    from sqlalchemy import or_
+
+    with db.session() as s:
+        match = or_(Label.external_id == ref, Label.pref_label == ref) if by_name else Label.external_id == ref
+        found = s.scalar(select(Label.id).where(Label.project_id == project_id, match).limit(1))
+        if found is None and ref.isdigit():
+            found = s.scalar(select(Label.id).where(Label.project_id == project_id, Label.id == int(ref)))
+    return found
+
+
 def label_places(db: Database, project_id: int, label_ids: list[int], max_paths: int = 3) -> dict[int, tuple[str, list[str]]]:
     """Name and root-to-label paths (as "A > B > C") of several labels at once."""
     with db.session() as s:
