@@ -35,8 +35,9 @@ worker: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Two processes (pytest-xdist): many tests wait on subprocesses, servers and leases, so two share the 2 cores well.
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The real-browser flow: Debian's Chromium (apt-get install chromium) driven by Playwright; screenshots of a
 # failure land in test-artifacts/.

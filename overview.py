@@ -65,7 +65,7 @@ if project_id is not None:
     st.markdown(f"**Taxonomy version:** {plain(info.taxonomy_version or 'none')} · "
                 f"**Active model:** {plain(info.model_version or 'none')}")
     if info.documents_by_split:
-        st.caption("Documents by split: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(info.documents_by_split.items()))
+        st.caption("Documents by split: " + ", ".join(f"{plain(k)}: {v:,}" for k, v in sorted(info.documents_by_split.items()))
                    + f" · {info.assignments:,} gold/weak label assignments")
     measured = metrics_side_by_side(list_versions(db, project_id))
     if measured:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import sys
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.data.corpus import CORPUS_FORMATS, guess_format
+from core.data.corpus import CORPUS_FORMATS, checked_corpus, guess_format
 from core.errors import NotFound, XmtcError
 from storage.db import Database
 
@@ -101,9 +102,10 @@ def run_job(db: Database, settings: Settings, kind: str, project_id: int | None,
 
 def cmd_import_taxonomy(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     pid = _project(db, args.project, create=args.create)
+    labels = [c.strip() for c in args.label.split(",") if c.strip()] if args.label else None
     result = run_job(db, settings, "import_taxonomy", pid, {"path": str(_existing(args.file).resolve()),
-                                                           "format": args.format, "version_name": args.version_name},
-                     args.quiet)
+                                                           "format": args.format, "version_name": args.version_name,
+                                                           "label_columns": labels}, args.quiet)
     print(f"{args.project}: taxonomy {result['report']}")
 
 
@@ -115,7 +117,8 @@ def cmd_import_docs(args: argparse.Namespace, db: Database, settings: Settings) 
                "keywords": args.keywords or None, "labels": args.labels or None, "split": args.split or None}
     result = run_job(db, settings, "import_corpus", pid, {
         "path": str(_existing(args.file).resolve()), "format": args.format or guess_format(args.file),
-        "mapping": mapping, "on_error": "skip" if args.skip_bad_rows else "abort", "holdout": args.holdout}, args.quiet)
+        "mapping": mapping, "on_error": "skip" if args.skip_bad_rows else "abort", "holdout": args.holdout,
+        "split_value": args.as_split or None}, args.quiet)
     print(f"{args.project}: documents {result['report']}")
     for warning in result.get("warnings", []):
         if not warning.startswith(HOLDOUT_NOTE):  # already in the report line
@@ -189,6 +192,8 @@ def cmd_eval(args: argparse.Namespace, db: Database, settings: Settings) -> None
 
 
 def cmd_suggest(args: argparse.Namespace, db: Database, settings: Settings) -> None:
+    if math.isnan(args.threshold):
+        raise CliError("--threshold must be a number, not NaN.")
     pid = _project(db, args.project)
     files = [(str(p), _existing(p).read_text(encoding="utf-8")) for p in args.files]
     named = files or [("-", sys.stdin.read())]
@@ -196,13 +201,14 @@ def cmd_suggest(args: argparse.Namespace, db: Database, settings: Settings) -> N
     if empty:
         raise CliError(f"No text to suggest labels for in {', '.join(empty)}.")
     from core.data.catalog import label_places
+    from core.model.labels import shown
     from core.model.loading import load_ranker
 
     ranker = load_ranker(_version(db, pid, args.version).path, settings.device)
     ranked = ranker.rank([text for _, text in named], k=args.limit)
     places = label_places(db, pid, [p.label_id for preds in ranked for p in preds])
-    rows = [[{"label_id": p.label_id, "label": places[p.label_id][0], "score": round(float(p.score), 4)}
-             for p in preds if p.score >= args.threshold] for preds in ranked]
+    rows = [[{"label_id": p.label_id, "label": places[p.label_id][0], "score": score}
+             for p, score in shown(preds, 4, args.threshold)] for preds in ranked]
     if args.json:
         print(json.dumps([{"document": name, "suggestions": r} for (name, _), r in zip(named, rows, strict=True)]))
         return
@@ -264,7 +270,7 @@ def cmd_pools(args: argparse.Namespace, db: Database, settings: Settings) -> Non
     ids = [_label(db, pid, ref) for ref in args.labels]
     params = {"label_ids": ids, "pool_size": args.size}
     if args.corpus:
-        params.update(corpus=str(_existing(args.corpus).resolve()),
+        params.update(corpus=str(checked_corpus(_existing(args.corpus).resolve(), settings.corpus_folders)),
                       mapping={"id": args.id, "title": args.title or None, "abstract": args.abstract or None})
     result = run_job(db, settings, BUILD_POOLS, pid, params, args.quiet)
     print(f"{args.project}: {result['labels']} pool(s) of up to {result['pool_size']} documents, "
@@ -327,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-taxonomy", help="import a taxonomy (SKOS RDF/XML, Turtle, JSON-LD; MeSH tree TSV; CSV)")
     p.add_argument("project", help="project name (or id)")
     p.add_argument("file", type=Path)
-    p.add_argument("--format", choices=["skos", "mesh-tree", "csv"], default=None, help="default: from the file name")
+    p.add_argument("--format", choices=["skos", "mesh-tree", "csv"], default=None,
+                   help="default: from the file name (csv also reads a .tsv table)")
+    p.add_argument("--label", default="", help="a table's columns of names, best first (e.g. name_en,name_de): the "
+                                               "first non-empty is the preferred name, the others alternatives")
     p.add_argument("--version-name", default=None, help="default: the file's name")
     p.add_argument("--create", action="store_true", help="create the project when there is none by this name")
     p.set_defaults(fn=cmd_import_taxonomy)
@@ -338,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     _mapping_args(p)
     p.add_argument("--keywords", default="", help="column of the keywords")
     p.add_argument("--split", default="", help="column of the split (train/test)")
+    p.add_argument("--as-split", default="", help="put every document of the file in this split (e.g. train, or "
+                                                  "test for an evaluation file); nothing is held out then")
     p.add_argument("--holdout", type=float, default=0.2,
                    help="without a test split, hold out this share as the test split (seeded; 0: none)")
     p.add_argument("--skip-bad-rows", action="store_true", help="leave bad rows out (listed) instead of importing nothing")

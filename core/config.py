@@ -59,6 +59,12 @@ class Settings:
             installed).
         ray_address: the Ray cluster pool corpora are embedded on (``XMTC_RAY_ADDRESS``, e.g. ``ray://head:10001``
             or ``auto``); empty: Ray starts on the worker's own machine.
+        corpus_roots: the folders a pool corpus outside the project may be read from (``XMTC_CORPUS_ROOTS``, paths
+            separated by ``:``; default: ``corpora/`` in the data folder). Nothing outside them is ever opened.
+        memory_floor_gib: a worker fails its running job with "killed: out of memory" when the machine has less
+            than this left (``XMTC_MEMORY_FLOOR_GIB``, default 0.4), before the kernel's OOM killer ends it silently.
+        api_batch_ms: how long the REST API gathers concurrent requests to one model into one batch
+            (``XMTC_API_BATCH_MS``, default 5; 0: each request ranks alone).
     """
 
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -81,6 +87,9 @@ class Settings:
     store: Path | None = None
     pool_engine: str = "auto"
     ray_address: str = ""
+    corpus_roots: tuple[Path, ...] = ()
+    api_batch_ms: float = 5.0
+    memory_floor_gib: float = 0.4
 
     # What a queued job carries from the process that queued it: a worker runs it under these, not its own (its
     # data folder stays its own: the lock, the log, downloads and converted checkpoints are per machine).
@@ -107,6 +116,9 @@ class Settings:
         "store": "XMTC_STORE",
         "pool_engine": "XMTC_POOL_ENGINE",
         "ray_address": "XMTC_RAY_ADDRESS",
+        "corpus_roots": "XMTC_CORPUS_ROOTS",
+        "api_batch_ms": "XMTC_API_BATCH_MS",
+        "memory_floor_gib": "XMTC_MEMORY_FLOOR_GIB",
     }
 
     @property
@@ -127,6 +139,11 @@ class Settings:
         import importlib.util
 
         return "ray" if importlib.util.find_spec("ray") is not None else "local"
+
+    @property
+    def corpus_folders(self) -> tuple[Path, ...]:
+        """Where pool corpora may lie (``corpus_roots``, else the data folder's ``corpora/``), resolved."""
+        return tuple(p.resolve() for p in self.corpus_roots) or ((self.data_dir / "corpora").resolve(),)
 
     @property
     def models_dir(self) -> Path:
@@ -178,6 +195,9 @@ class Settings:
             store=Path(env["XMTC_STORE"]).resolve() if env.get("XMTC_STORE") else None,
             pool_engine=env.get("XMTC_POOL_ENGINE", "auto"),
             ray_address=env.get("XMTC_RAY_ADDRESS", ""),
+            corpus_roots=tuple(Path(p) for p in env.get("XMTC_CORPUS_ROOTS", "").split(os.pathsep) if p.strip()),
+            api_batch_ms=max(0.0, float(env.get("XMTC_API_BATCH_MS", "5"))),
+            memory_floor_gib=float(env.get("XMTC_MEMORY_FLOOR_GIB", "0.4")),
         )
 
     def job_snapshot(self) -> dict[str, str | None]:

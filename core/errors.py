@@ -39,6 +39,11 @@ class JobCancelled(XmtcError):
     """Raised inside a job when its cancel was requested."""
 
 
+class JobLost(XmtcError):
+    """Raised inside a job that its worker no longer owns (reaped as orphaned, or handed to another worker): it
+    must stop without writing anything more."""
+
+
 class StorageError(XmtcError):
     """The data folder or the disk refused a write (full, read-only, no permission)."""
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from core.accounts.auth import check_admin
 from core.accounts.events import log_event
 from core.config import Settings
-from core.errors import JobCancelled, NotFound
+from core.errors import JobCancelled, JobLost, NotFound
 from storage.db import Database
 from storage.models import (
     JOB_CANCELLED,
@@ -106,17 +107,23 @@ def enqueue(db: Database, kind: str, project_id: int | None, params: dict[str, A
     The job carries ``settings``' job fields (default: this process's settings), under ``params["settings"]``:
     whichever worker claims it runs it with the data folders it was queued with.
     """
-    carried = (settings or Settings.from_env()).job_snapshot()
     with db.session() as s:
-        check_admin(s, user_id)  # users start jobs only as admins; the system (user_id None) queues its own
-        needs = (params or {}).get("needs") or []
-        waiting = f"waiting for a worker with: {', '.join(needs)}" if needs else "waiting for a worker"
-        job = Job(kind=kind, project_id=project_id, params={**(params or {}), "settings": carried}, created_by=user_id,
-                  max_attempts=max_attempts, message=waiting)
-        s.add(job)
-        s.flush()
-        log_event(s, "job_queued", project_id, user_id, job_id=job.id, job_kind=kind)
-        return job.id
+        return enqueue_in(s, kind, project_id, params, user_id, max_attempts, settings)
+
+
+def enqueue_in(s: Session, kind: str, project_id: int | None, params: dict[str, Any] | None = None,
+               user_id: int | None = None, max_attempts: int = 1, settings: Settings | None = None) -> int:
+    """:func:`enqueue` inside the caller's transaction (to queue a job atomically with what decided to queue it)."""
+    carried = (settings or Settings.from_env()).job_snapshot()
+    check_admin(s, user_id)  # users start jobs only as admins; the system (user_id None) queues its own
+    needs = (params or {}).get("needs") or []
+    waiting = f"waiting for a worker with: {', '.join(needs)}" if needs else "waiting for a worker"
+    job = Job(kind=kind, project_id=project_id, params={**(params or {}), "settings": carried}, created_by=user_id,
+              max_attempts=max_attempts, message=waiting)
+    s.add(job)
+    s.flush()
+    log_event(s, "job_queued", project_id, user_id, job_id=job.id, job_kind=kind)
+    return job.id
 
 
 def get_job(db: Database, job_id: int) -> JobView:
@@ -243,6 +250,28 @@ def release(db: Database, job_id: int, worker_id: str, reason: str) -> None:
             s.execute(update(Job).where(mine).values(**_hand_back(job, reason, utcnow())))
 
 
+@dataclass(frozen=True)
+class JobOwner:
+    """A running job and the worker that claimed it: what a handler's lasting writes (a model version) are made as."""
+
+    job_id: int
+    worker_id: str
+
+    def hold(self, s: Session) -> None:
+        """Inside the caller's transaction: make sure the job is still running under this worker, and keep it so until
+        the transaction ends (the row is written first: a row lock on PostgreSQL, the write lock on SQLite, so the
+        reaper cannot take the job in between).
+
+        Raises:
+            JobLost: the job was reaped, finished or handed to another worker.
+        """
+        held = s.execute(update(Job).where(Job.id == self.job_id, Job.worker_id == self.worker_id,
+                                           Job.status == JOB_RUNNING).values(heartbeat_at=utcnow())).rowcount
+        if not held:
+            raise JobLost(f"Job {self.job_id} is no longer run by this worker (it was reaped as orphaned or handed "
+                          "to another worker): nothing more of it is written.")
+
+
 class JobContext:
     """What a running handler sees: its parameters, the database, and progress/cancel reporting."""
 
@@ -255,31 +284,53 @@ class JobContext:
         self.worker_id = worker_id
         self._min_interval = min_interval_s
         self._last = 0.0
+        self.lost = False  # set by the worker's heartbeat when the database says the job is no longer ours
         self.settings = Settings.from_env().for_job(params.get("settings"))
 
+    @property
+    def owner(self) -> JobOwner:
+        return JobOwner(self.job_id, self.worker_id)
+
+    def _lost(self) -> JobLost:
+        self.lost = True
+        return JobLost(f"Job {self.job_id} is no longer run by this worker (it was reaped as orphaned or handed to "
+                       "another worker): it stops here.")
+
     def progress(self, fraction: float, message: str = "", force: bool = False) -> None:
-        """Report progress (0..1) and a message; raises :class:`JobCancelled` if cancel was requested.
+        """Report progress (0..1) and a message; raises :class:`JobCancelled` if cancel was requested and
+        :class:`JobLost` once the job is no longer this worker's (reaped as orphaned).
 
         Writes are throttled to one per ``min_interval_s`` unless ``force``.
         """
+        if self.lost:
+            raise self._lost()
         now = time.monotonic()
         if not force and now - self._last < self._min_interval:
             return
         self._last = now
         with self.db.session() as s:
-            s.execute(update(Job).where(Job.id == self.job_id, Job.worker_id == self.worker_id)
-                      .values(progress=max(0.0, min(1.0, fraction)), message=message[:1000], heartbeat_at=utcnow()))
+            mine = s.execute(update(Job).where(Job.id == self.job_id, Job.worker_id == self.worker_id,
+                                               Job.status == JOB_RUNNING)
+                             .values(progress=max(0.0, min(1.0, fraction)), message=message[:1000],
+                                     heartbeat_at=utcnow())).rowcount
             cancel = s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+        if not mine:
+            raise self._lost()
         if cancel:
             raise JobCancelled("cancelled by a user")
 
     def cancelled(self) -> bool:
-        """Whether a user asked this job to stop (no progress write)."""
+        """Whether a user asked this job to stop (no progress write); raises :class:`JobLost` when it is no longer
+        this worker's."""
         with self.db.session() as s:
-            return bool(s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+            row = s.execute(select(Job.cancel_requested, Job.status, Job.worker_id).where(Job.id == self.job_id)).first()
+        if self.lost or row is None or row.status != JOB_RUNNING or row.worker_id != self.worker_id:
+            raise self._lost()
+        return bool(row.cancel_requested)
 
     def check_cancel(self) -> None:
-        """Raise :class:`JobCancelled` if a cancel was requested (no progress write)."""
+        """Raise :class:`JobCancelled` if a cancel was requested (no progress write), :class:`JobLost` if the job is
+        no longer this worker's."""
         if self.cancelled():
             raise JobCancelled("cancelled by a user")
 
@@ -300,9 +351,11 @@ __all__ = [
     "JOB_DONE",
     "JOB_FAILED",
     "JobContext",
+    "JobOwner",
     "JobView",
     "claim_next",
     "enqueue",
+    "enqueue_in",
     "finish",
     "get_job",
     "heartbeat",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def build_label_index(ctx: JobContext) -> dict[str, Any]:
     taxonomy_version_id, has_active = _project_taxonomy(ctx)
     version_id = register_version(
         ctx.db, ctx.project_id, "zero_shot", bundle, config={"encoder": enc_desc, "index": "hnsw"},
-        metrics=metrics, taxonomy_version_id=taxonomy_version_id, job_id=ctx.job_id,
+        metrics=metrics, taxonomy_version_id=taxonomy_version_id, owner=ctx.owner,
         activate=bool(ctx.params.get("activate", not has_active)),
     )
     return {"labels": len(labels), "model_version_id": version_id, "bundle": str(bundle),
@@ -114,7 +115,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     deadline = started + 60 * cfg.time_budget_min if cfg.time_budget_min > 0 else None
     labels = servable_labels(ctx.db, ctx.project_id)
     docs = documents(ctx.db, ctx.project_id)
-    train = [d for d in docs if d.split != "test"]
+    train = [d for d in docs if d.trains]
     test = evaluation_documents(ctx, docs)
     if not labels:
         raise XmtcError("The project has no servable labels: import a taxonomy first.")
@@ -157,7 +158,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         version_id = register_version(
             ctx.db, ctx.project_id, part, bundle, config={**cfg.as_dict(), **stats},
             metrics=metrics, taxonomy_version_id=taxonomy_version_id,
-            job_id=ctx.job_id, activate=part == "bicross" and bool(ctx.params.get("activate", True)),
+            owner=ctx.owner, activate=part == "bicross" and bool(ctx.params.get("activate", True)),
         )
         made[part] = {"model_version_id": version_id, "metrics": metrics}
     made["minutes"] = round((time.monotonic() - started) / 60, 2)
@@ -194,7 +195,7 @@ def import_taxonomy_job(ctx: JobContext) -> dict[str, Any]:
 
     path = Path(ctx.params["path"])
     ctx.progress(0.1, f"reading {path.name}", force=True)
-    taxonomy = read_taxonomy(path, ctx.params.get("format") or None)
+    taxonomy = read_taxonomy(path, ctx.params.get("format") or None, ctx.params.get("label_columns") or None)
     ctx.progress(0.6, f"storing {len(taxonomy):,} labels", force=True)
     report = import_taxonomy(ctx.db, ctx.project_id, taxonomy, ctx.params.get("version_name") or path.name,
                              ctx.params.get("user_id"))
@@ -211,9 +212,12 @@ def import_corpus_job(ctx: JobContext) -> dict[str, Any]:
     path = Path(ctx.params["path"])
     report = ImportReport()
     records = read_corpus(path, ctx.params.get("format", "csv"), ColumnMapping(**ctx.params.get("mapping", {})), report)
+    split = ctx.params.get("split_value") or None
+    if split:  # the whole file is one split (a row's own split column still wins); nothing is held out of it
+        records = (replace(r, split=r.split or split) for r in records)
     ctx.progress(0.1, f"importing {path.name}", force=True)
     import_corpus(ctx.db, ctx.project_id, records, report, on_error=ctx.params.get("on_error", "abort"),
-                  user_id=ctx.params.get("user_id"), holdout=float(ctx.params.get("holdout") or 0.0))
+                  user_id=ctx.params.get("user_id"), holdout=0.0 if split else float(ctx.params.get("holdout") or 0.0))
     held = [w for w in report.warnings if w.startswith(HOLDOUT_NOTE)]
     return {"report": "; ".join([report.summary(), *held]), "warnings": report.warnings[:20],
             "skipped": report.skipped[:50]}

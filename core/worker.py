@@ -12,14 +12,14 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from core.config import ROOT, Settings
-from core.errors import JobCancelled, XmtcError, storage_error
+from core.errors import JobCancelled, JobLost, XmtcError, storage_error
 from core.jobs import HANDLERS, JobContext, claim_next, finish, heartbeat, load_handlers, reap_orphans, release
 from storage.db import Database
 from storage.migrate import SchemaBehind
@@ -27,6 +27,65 @@ from storage.models import JOB_CANCELLED, JOB_DONE, JOB_FAILED, Worker, utcnow
 
 log = logging.getLogger("xmtc.worker")
 HEARTBEAT_INTERVAL_S = 5.0
+
+
+def memory_gib() -> tuple[float, float, float]:
+    """This process's resident memory, the memory still available to it and the memory in all (GiB), from
+    /proc (a cgroup's limit counts where one is set)."""
+    def kib(text: str, key: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(key + ":"):
+                return float(line.split()[1])
+        return 0.0
+
+    gib = 1024.0 ** 3
+    try:
+        status = Path("/proc/self/status").read_text()
+        info = Path("/proc/meminfo").read_text()
+    except OSError:  # not Linux: nothing to watch
+        return 0.0, float("inf"), float("inf")
+    rss, total, available = kib(status, "VmRSS") * 1024, kib(info, "MemTotal") * 1024, kib(info, "MemAvailable") * 1024
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit.isdigit():
+            used = float((cgroup / "memory.current").read_text())
+            total, available = min(total, float(limit)), min(available, float(limit) - used)
+    except OSError:
+        pass
+    return rss / gib, available / gib, total / gib
+
+
+class MemoryWatch:
+    """Watches a running job's memory: its peak, and the machine's available memory. When the machine is about to
+    run out, the job is failed with ``killed: out of memory at N GiB`` and the worker exits, before the kernel's
+    OOM killer ends it without a word (its row would only say that the worker stopped responding)."""
+
+    def __init__(self, on_exhausted: Callable[[str], None], floor_gib: float = 0.4, interval_s: float = 0.5) -> None:
+        self.on_exhausted, self.floor_gib, self.interval_s = on_exhausted, floor_gib, interval_s
+        self.peak_gib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        rss, available, total = memory_gib()
+        self.peak_gib = max(self.peak_gib, rss)
+        if available < self.floor_gib:
+            self.on_exhausted(f"killed: out of memory at {rss:.1f} GiB (the machine had {available:.1f} of its "
+                              f"{total:.1f} GiB left). Free memory or run it on a larger machine; nothing it was "
+                              "writing was kept.")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
 
 
 class WorkerProcess:
@@ -71,28 +130,52 @@ class WorkerProcess:
         def keep_alive() -> None:
             # Long steps (one training epoch) report no progress for a while; the job must not look dead.
             while not done.wait(HEARTBEAT_INTERVAL_S):
-                heartbeat(self.db, job.id, self.id)
-                self.beat(force=True)
+                try:
+                    if not heartbeat(self.db, job.id, self.id):
+                        # Reaped as orphaned (or handed on): the handler stops at its next progress report, and
+                        # nothing it would still register can land (JobOwner.hold).
+                        log.warning("job %s is no longer this worker's; it stops at its next report", job.id)
+                        ctx.lost = True
+                        return
+                    self.beat(force=True)
+                except Exception:  # a database hiccup must not end the heartbeat for good: the job would be reaped
+                    log.warning("heartbeat of job %s failed; trying again in %.0f s", job.id, HEARTBEAT_INTERVAL_S,
+                                exc_info=True)
+
+        def out_of_memory(message: str) -> None:
+            log.error("job %s: %s", job.id, message)
+            finish(self.db, job.id, self.id, JOB_FAILED, error=message, message="failed: out of memory")
+            with self.db.session() as s:
+                s.execute(update(Worker).where(Worker.id == self.id).values(stopped=True))
+            os._exit(137)  # at once: every allocation from here on brings the kernel's OOM killer closer
 
         beater = threading.Thread(target=keep_alive, daemon=True)
         beater.start()
+        watch = MemoryWatch(out_of_memory, self.settings.memory_floor_gib).__enter__()
         try:
             result = HANDLERS[job.kind](ctx) or {}
+            result = {**result, "peak_rss_gib": round(max(watch.peak_gib, memory_gib()[0]), 2)}
         except JobCancelled:
             finish(self.db, job.id, self.id, JOB_CANCELLED, message="cancelled")
+        except JobLost:  # the job's row belongs to the reaper's outcome (or another worker) now: leave it alone
+            log.warning("job %s stopped: it is no longer this worker's", job.id)
         except XmtcError as exc:
             finish(self.db, job.id, self.id, JOB_FAILED, error=str(exc), message="failed")
         except OSError as exc:  # a full disk or an unwritable folder: say so, not a traceback
             finish(self.db, job.id, self.id, JOB_FAILED, error=str(storage_error(exc, "the job's files")), message="failed")
         except Exception as exc:  # a bug must fail the job, not kill the worker
             log.exception("job %s failed", job.id)
+            # Every signed-in user sees a job's error: an unexpected exception's words may quote what a file holds,
+            # so they go to the worker's log only.
             finish(self.db, job.id, self.id, JOB_FAILED, message="failed",
-                   error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+                   error=f"An unexpected {type(exc).__name__} stopped the job (a bug; the worker's log on "
+                         f"{socket.gethostname()} has the details).")
         else:
             finish(self.db, job.id, self.id, JOB_DONE, result=result, message="done")
         finally:
             done.set()
             beater.join()
+            watch.__exit__()
             self.current_job = None
         return job.id
 

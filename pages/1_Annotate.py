@@ -200,7 +200,7 @@ def browse_view() -> None:
         return
     cols = st.columns(max(1, len(counts)))
     for col, (split, n) in zip(cols, sorted(counts.items()), strict=False):
-        col.metric(f"{split} documents", f"{n:,}")
+        col.metric(f"{plain(split)} documents", f"{n:,}")
     split = st.selectbox("Split", sorted(counts), key="annotate_split")
     position = st.number_input(f"Document (1-{counts[split]:,})", min_value=1, max_value=counts[split], value=1,
                                key="annotate_position")

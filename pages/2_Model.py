@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.catalog import label_places, training_pairs
-from core.data.corpus import corpus_files
+from core.data.corpus import checked_corpus
 from core.model import versions
 from core.model.labels import LabelRanker
 from core.model.loading import load_ranker
@@ -94,16 +94,19 @@ if user.is_admin:
         new = label_picker(db, project_id, "New labels to build pools for")
         size = st.number_input("Documents per pool (0: 1,000, or the whole corpus when smaller)", 0, 100_000, 0)
         corpus = st.text_input("Pool corpus outside the project (optional)", placeholder="/data/corpus/ or corpus.jsonl.gz",
-                               help="A JSONL, Parquet or CSV file, or a folder of them, on the workers' machines. It is "
+                               help="A JSONL, Parquet or CSV file, or a folder of them, in the corpus folders "
+                                    "(XMTC_CORPUS_ROOTS; default: corpora/ in the data folder). It is "
                                     "embedded in shards in the artifact store (by Ray when installed, on a cluster when "
                                     "XMTC_RAY_ADDRESS is set); only the documents that enter a pool are copied into "
                                     "the project. Empty: the project's own documents.")
         if st.form_submit_button("Build the pools"):
             if not new:
                 st.error("Choose at least one label.")
-            elif not corpus.strip() or run_action(lambda: corpus_files(corpus.strip())):
+            elif not corpus.strip():
+                submit_job(db, user, BUILD_POOLS, project_id, {"label_ids": new, "pool_size": int(size)})
+            elif checked := run_action(lambda: checked_corpus(corpus.strip(), settings().corpus_folders)):
                 submit_job(db, user, BUILD_POOLS, project_id, {"label_ids": new, "pool_size": int(size),
-                                                               **({"corpus": corpus.strip()} if corpus.strip() else {})})
+                                                               "corpus": str(checked)})
 
 st.subheader("Jobs")
 job_panel(db, project_id, user, kinds=(BUILD_LABEL_INDEX, TRAIN_MODEL, "predict_documents", ADAPT_ENCODER, BUILD_POOLS))

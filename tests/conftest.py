@@ -157,18 +157,11 @@ class DemoMirror:
     name, byte-identical (the shared folder keeps them gzipped), and counts the requests. ``corrupt`` names files
     served with one byte changed."""
 
-    def __init__(self, shared: Path) -> None:
-        import gzip
+    def __init__(self, files: dict[str, bytes]) -> None:
         import http.server
         import threading
 
-        sources = {
-            "test-data-med.csv": shared / "pubmed-mesh/sources/test-data-med.csv.gz",
-            "dev-data-med.csv": shared / "pubmed-mesh/sources/dev-data-med.csv.gz",
-            "train-data-small.csv": shared / "pubmed-mesh/sources/train-data-small.csv.gz",
-            "tree-numbers.tsv": shared / "mesh-2015/tree-numbers.tsv.gz",
-        }
-        self.files = {name: gzip.decompress(path.read_bytes()) for name, path in sources.items()}
+        self.files = files
         self.corrupt: set[str] = set()
         self.requests: list[str] = []
         mirror = self
@@ -196,6 +189,19 @@ class DemoMirror:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    @classmethod
+    def of_shared(cls, shared: Path) -> DemoMirror:
+        """The demo's public files, byte-identical, from the shared data folder (gzipped there)."""
+        import gzip
+
+        sources = {
+            "test-data-med.csv": shared / "pubmed-mesh/sources/test-data-med.csv.gz",
+            "dev-data-med.csv": shared / "pubmed-mesh/sources/dev-data-med.csv.gz",
+            "train-data-small.csv": shared / "pubmed-mesh/sources/train-data-small.csv.gz",
+            "tree-numbers.tsv": shared / "mesh-2015/tree-numbers.tsv.gz",
+        }
+        return cls({name: gzip.decompress(path.read_bytes()) for name, path in sources.items()})
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -203,6 +209,6 @@ class DemoMirror:
 
 @pytest.fixture
 def demo_mirror(shared_data: Path):
-    mirror = DemoMirror(shared_data)
+    mirror = DemoMirror.of_shared(shared_data)
     yield mirror
     mirror.close()

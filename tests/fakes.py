@@ -46,6 +46,26 @@ def sleep_job(ctx: JobContext) -> dict:
     return {"slept": seconds}
 
 
+GATE = threading.Event()  # what test_register_version waits for before it goes on
+
+
+@job_handler("test_register_version", "Register a model version (test)")
+def register_version_job(ctx: JobContext) -> dict:
+    """Reports progress, waits for :data:`GATE`, then (with ``report``) reports again and registers and activates a
+    version: a job that goes on after its worker lost it."""
+    from core.model.versions import register_version, write_bundle
+
+    ctx.progress(0.1, "started", force=True)
+    if not GATE.wait(30):
+        raise TimeoutError("the test never opened the gate")
+    if ctx.params.get("report"):
+        ctx.progress(0.5, "going on", force=True)
+    bundle = write_bundle(ctx.settings.models_dir, ctx.project_id, "zero_shot", lambda folder: {})
+    version = register_version(ctx.db, ctx.project_id, "zero_shot", bundle, {}, {}, None, owner=ctx.owner,
+                               activate=True)
+    return {"model_version_id": version}
+
+
 @job_handler("test_fail", "Fail (test)")
 def fail_job(ctx: JobContext) -> dict:
     raise RuntimeError("boom")

@@ -24,6 +24,9 @@ from storage.models import (
     TaxonomyVersion,
 )
 
+TEST_SPLIT = "test"  # held out: measured on, never trained on, never asked about
+CORPUS_SPLIT = "corpus"  # copied in from a pool corpus (no gold of its own): asked about, not a training document
+
 
 @dataclass
 class DocRow:
@@ -34,6 +37,11 @@ class DocRow:
     text: str
     split: str | None
     gold: list[int] = field(default_factory=list)
+
+    @property
+    def trains(self) -> bool:
+        """Whether a model trains on it: not held out, and not a pool corpus's copy without gold."""
+        return self.split != TEST_SPLIT and (self.split != CORPUS_SPLIT or bool(self.gold))
 
 
 def servable_labels(db: Database, project_id: int) -> list[LabelRow]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -319,21 +319,26 @@ def read_mesh_tree(source: str | Path | IO[bytes]) -> Taxonomy:
 CSV_COLUMNS = ("id", "label", "parents", "alt_labels", "description", "deprecated", "replaced_by")
 
 
-def read_taxonomy_csv(source: str | Path | IO[bytes]) -> Taxonomy:
-    """Read a simple CSV taxonomy: ``id, label[, parents][, alt_labels][, description][, deprecated][, replaced_by]``.
+def read_taxonomy_csv(source: str | Path | IO[bytes], label_columns: Sequence[str] = ("label",)) -> Taxonomy:
+    """Read a taxonomy table (CSV, or TSV by its name): ``id, label[, parents][, alt_labels][, description]
+    [, deprecated][, replaced_by]``.
 
     ``parents`` and ``alt_labels`` are lists (``a|b``, or a JSON/Python list literal); ``deprecated`` is
-    true/yes/1 or empty (the CSV export of the Taxonomy page writes every column).
+    true/yes/1 or empty (the CSV export of the Taxonomy page writes every column). ``label_columns`` name the
+    columns holding a concept's names, best first (e.g. ``name_en, name_de`` for a vocabulary named in two
+    languages): the first non-empty one is the preferred name, the others become alternative names.
     """
     name = source_name(source)
     report = ImportReport(source=name)
     concepts: dict[str, Concept] = {}
+    stem = name.lower().removesuffix(".gz")
     with open_text(source) as fh:
-        reader = csv.DictReader(iter_decoded(fh, name))
+        reader = csv.DictReader(iter_decoded(fh, name), delimiter="\t" if stem.endswith(".tsv") else ",")
         fields = [f.strip() for f in reader.fieldnames or []]
-        missing = [c for c in ("id", "label") if c not in fields]
+        missing = [c for c in ("id", *label_columns) if c not in fields]
         if missing:
-            raise ImportFailed(f"{name}: missing column(s) {missing}; expected columns {list(CSV_COLUMNS)}, found {fields}")
+            raise ImportFailed(f"{name}: missing column(s) {missing}; expected columns {list(CSV_COLUMNS)} "
+                               f"(its header has {len(fields)} column(s))")
         reader.fieldnames = fields
         for row in reader:
             report.rows_read += 1
@@ -341,15 +346,17 @@ def read_taxonomy_csv(source: str | Path | IO[bytes]) -> Taxonomy:
             if None in row:
                 report.skip(where, f"{len(row[None]) + len(fields)} fields where the header has {len(fields)}")
                 continue
-            cid, label = (row.get("id") or "").strip(), (row.get("label") or "").strip()
-            if not cid or not label:
+            cid = (row.get("id") or "").strip()
+            names = list(dict.fromkeys(n for n in ((row.get(c) or "").strip() for c in label_columns) if n))
+            if not cid or not names:
                 report.skip(where, "empty id or label")
                 continue
             if cid in concepts:
                 raise TaxonomyError(f"{name}: duplicate id {cid!r} ({where}); nothing was imported.", report)
+            label = names[0]
             try:
                 parents = parse_list(row.get("parents"))
-                alts = parse_list(row.get("alt_labels"))
+                alts = [*names[1:], *(a for a in parse_list(row.get("alt_labels")) if a not in names)]
             except ValueError as exc:
                 report.skip(where, str(exc))
                 continue
@@ -363,9 +370,13 @@ def read_taxonomy_csv(source: str | Path | IO[bytes]) -> Taxonomy:
 TAXONOMY_FORMATS = ("skos", "mesh-tree", "csv")
 
 
-def read_taxonomy(source: str | Path | IO[bytes], fmt: str | None = None) -> Taxonomy:
-    """Read and validate a taxonomy in any supported format (guessed from the name if omitted)."""
+def read_taxonomy(source: str | Path | IO[bytes], fmt: str | None = None,
+                  label_columns: Sequence[str] | None = None) -> Taxonomy:
+    """Read and validate a taxonomy in any supported format (guessed from the name if omitted; a table when
+    ``label_columns`` name its columns of names, see :func:`read_taxonomy_csv`)."""
     name = source_name(source).lower()
+    if fmt is None and label_columns:
+        fmt = "csv"
     if fmt is None:
         stem = name[:-3] if name.endswith(".gz") else name
         if stem.endswith(".tsv"):
@@ -379,7 +390,7 @@ def read_taxonomy(source: str | Path | IO[bytes], fmt: str | None = None) -> Tax
     elif fmt == "mesh-tree":
         tax = read_mesh_tree(source)
     elif fmt == "csv":
-        tax = read_taxonomy_csv(source)
+        tax = read_taxonomy_csv(source, tuple(label_columns or ("label",)))
     else:
         raise ImportFailed(f"Unknown taxonomy format {fmt!r}; use one of {TAXONOMY_FORMATS}")
     if not tax.concepts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -97,7 +97,8 @@ def read_csv(
         fields = reader.fieldnames or []
         missing = [c for c in mapping.required() if c not in fields]
         if missing:
-            raise ImportFailed(f"{name}: missing column(s) {missing}; the file has {list(fields)}. Fix the column mapping.")
+            raise ImportFailed(f"{name}: missing column(s) {missing} (its header has {len(fields)} column(s)). Fix the "
+                               "column mapping.")
         for row in reader:
             report.rows_read += 1
             where = f"line {reader.line_num}"
@@ -181,7 +182,7 @@ def read_parquet(source: str | Path, mapping: ColumnMapping, report: ImportRepor
     wanted = [c for c in mapping.required() if c != "labels" or c in fields]  # labels are optional in a corpus file
     missing = [c for c in wanted if c not in fields]
     if missing:
-        raise ImportFailed(f"{name}: missing column(s) {missing}; the file has {fields}. Fix the column mapping.")
+        raise ImportFailed(f"{name}: missing column(s) {missing} (it has {len(fields)} column(s)). Fix the column mapping.")
     row = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
         for values in batch.to_pylist():
@@ -214,11 +215,45 @@ def corpus_files(path: str | Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise ImportFailed(f"Corpus {root} does not exist: give a JSONL/Parquet/CSV file or a folder of them.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-                   and Path(p.name.lower().removesuffix(".gz")).suffix in CORPUS_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".") and is_corpus_file(p))
     if not files:
         raise ImportFailed(f"Corpus folder {root} holds no {', '.join(sorted(CORPUS_SUFFIXES))} files (optionally .gz).")
     return files
+
+
+def is_corpus_file(path: str | Path) -> bool:
+    """Whether a file's name has a corpus suffix (``.jsonl``, ``.parquet``, ``.csv`` ...; ``.gz`` looked through)."""
+    return Path(Path(path).name.lower().removesuffix(".gz")).suffix in CORPUS_SUFFIXES
+
+
+def checked_corpus(path: str | Path, roots: Sequence[Path]) -> Path:
+    """A pool corpus given by a user (a file or a folder of files), which must lie under one of ``roots`` (links
+    followed; a relative path is taken in the first root) and carry a corpus suffix: nothing else on the machine
+    is ever opened. Returns its resolved path. Errors name the path and the problem, never what a file holds.
+
+    Raises:
+        ImportFailed: outside the roots, not a corpus file, nothing there.
+    """
+    folders = [Path(r).resolve() for r in roots]
+    given = Path(path).expanduser()
+    if not given.is_absolute() and folders:
+        given = folders[0] / given
+
+    def inside(p: Path) -> bool:
+        real = p.resolve()
+        return any(real.is_relative_to(r) for r in folders)
+
+    if not inside(given):
+        raise ImportFailed(f"Corpus {given} is outside the corpus folders ({', '.join(map(str, folders))}): put it in "
+                           "one of them, or ask an admin to add its folder to XMTC_CORPUS_ROOTS.")
+    if given.is_file() and not is_corpus_file(given):
+        raise ImportFailed(f"Corpus {given} is not a corpus file: give a {', '.join(sorted(CORPUS_SUFFIXES))} file "
+                           "(optionally .gz) or a folder of them.")
+    files = corpus_files(given.resolve())
+    if outside := [f for f in files if not inside(f)]:
+        raise ImportFailed(f"Corpus {given} links to {len(outside)} file(s) outside the corpus folders, e.g. "
+                           f"{outside[0].name}: copy them in instead.")
+    return given.resolve()
 
 
 def read_corpus(path: str | Path, fmt: str, mapping: ColumnMapping, report: ImportReport) -> Iterator[DocumentRecord]:

@@ -307,8 +307,10 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
         clock = time.monotonic()
         ranker.sparse = SparseBackend.fit(tr_texts, tr_gold, SparseConfig(seed=cfg.seed))
         stats["sparse_seconds"] = time.monotonic() - clock
+    tr_vectors = None
     if cfg.neighbours:
-        ranker.memory = NeighbourMemory(ranker.embed_documents(tr_texts), [sorted(g) for g in tr_gold])
+        tr_vectors = ranker.embed_documents(tr_texts)
+        ranker.memory = NeighbourMemory(tr_vectors, [sorted(g) for g in tr_gold])
     progress(0.45, "fitting the first stage of the fusion on the validation documents")
     clock = time.monotonic()
     validation = Validation(val_texts, val_gold)
@@ -317,7 +319,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     if cfg.train_cross:
         progress(0.47, "mining cross-encoder negatives from the merged candidates")
         rng = random.Random(cfg.seed)
-        cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k)
+        cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k, doc_vectors=tr_vectors)
         examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, rng)
         cross = CrossScorer(cross_init or encoder_path, str(bi.device), cfg.cross_max_length)
         stats["cross_init"] = cross_init or encoder_path

@@ -106,3 +106,20 @@ def encode(model: SentenceTransformer, texts: list[str], batch_size: int = 64, p
         if progress is not None:
             progress(start + len(rows), len(texts))
     return out
+
+
+def similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` (float32) in torch's thread pool, the one the encoders use.
+
+    numpy's BLAS keeps threads of its own, which fight the encoder's spinning threads for the same cores: on 2 cores
+    a 1 x 384 by 384 x 1,440 product took 90 ms right after an encoding, against 0.1 ms alone.
+    """
+    import torch
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return torch.from_numpy(x if x.flags.writeable else x.copy())  # e.g. Arrow's read-only buffers
+
+    left, right = tensor(a), tensor(b)
+    with torch.inference_mode():
+        return (left @ right.T).numpy()

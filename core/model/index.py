@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import ModelError
+from core.model.encoders import similarities
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -82,7 +83,7 @@ class ExactIndex:
         q = _normalize(queries)
         if len(self._ids) == 0:
             return _pad([np.empty(0)] * len(q), [np.empty(0)] * len(q), k)
-        sims = q @ self._vecs.T
+        sims = similarities(q, self._vecs)
         kk = min(k, sims.shape[1])
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         rows = np.arange(len(q))[:, None]

@@ -28,6 +28,16 @@ class LabelRanker(Protocol):
     def rank(self, texts: list[str], k: int = 10) -> list[list[Prediction]]: ...
 
 
+def shown(preds: list[Prediction], digits: int, threshold: float | None = None) -> list[tuple[Prediction, float]]:
+    """Predictions with their score as a caller sees it (rounded to ``digits``), those below ``threshold`` left out.
+
+    The threshold is compared with the shown score, not the raw one: a label whose shown score equals the threshold
+    is kept, whatever the raw score's last bits were on this CPU.
+    """
+    out = [(p, round(float(p.score), digits)) for p in preds]
+    return out if threshold is None else [(p, s) for p, s in out if s >= threshold]
+
+
 def check_texts(texts: list[str]) -> None:
     for i, t in enumerate(texts):
         if not t or not t.strip():

@@ -1,4 +1,8 @@
-"""Ranking metrics for multi-label prediction: P@k, R@k, F1@k, nDCG@k (binary relevance)."""
+"""Ranking metrics for multi-label prediction: P@k, R@k, F1@k, nDCG@k (binary relevance), and Annif's NDCG.
+
+F1@k is Annif's (``annif/eval.py``): per document 2·|top-k ∩ gold| / (|top-k| + |gold|). ``NDCG`` (no @) is Annif's
+too: the DCG of the (up to ``ANNIF_LIMIT``) suggestions over the DCG of an ideal ordering of *all* gold labels.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ def recall_at_k(ranked: Sequence[int], gold: set[int], k: int) -> float:
 
 
 def f1_at_k(ranked: Sequence[int], gold: set[int], k: int) -> float:
-    p, r = precision_at_k(ranked, gold, k), recall_at_k(ranked, gold, k)
-    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    """2·|top-k ∩ gold| / (|top-k| + |gold|) (Annif's per-document F1 of its first ``k`` suggestions)."""
+    top = ranked[:k]
+    hits = sum(1 for x in top if x in gold)
+    return 0.0 if not top and not gold else 2 * hits / (len(top) + len(gold))
 
 
 def ndcg_at_k(ranked: Sequence[int], gold: set[int], k: int) -> float:
@@ -32,16 +38,27 @@ def ndcg_at_k(ranked: Sequence[int], gold: set[int], k: int) -> float:
     return dcg / ideal
 
 
-METRICS = {"P": precision_at_k, "R": recall_at_k, "F1": f1_at_k, "nDCG": ndcg_at_k}
+ANNIF_LIMIT = 20  # suggestions per document in Annif's evaluations (annif eval --limit 20)
+
+
+def annif_ndcg(ranked: Sequence[int], gold: set[int], k: int = ANNIF_LIMIT) -> float:
+    """Annif's NDCG: DCG of the first ``k`` suggestions over the DCG of all gold labels in an ideal order."""
+    if not gold:
+        return 1.0  # Annif's "no relevant label" case
+    dcg = sum(1.0 / math.log2(i + 2) for i, x in enumerate(ranked[:k]) if x in gold)
+    return dcg / sum(1.0 / math.log2(i + 2) for i in range(len(gold)))
+
+
+METRICS = {"P": precision_at_k, "R": recall_at_k, "F1": f1_at_k, "nDCG": ndcg_at_k, "NDCG": annif_ndcg}
 
 
 def evaluate(rankings: Iterable[Sequence[int]], golds: Iterable[Iterable[int]],
              names: Iterable[str] = ("P@1", "P@5", "R@10", "nDCG@10", "R@30")) -> dict[str, float]:
-    """Mean of each named metric (``"P@5"``, ``"nDCG@10"``, ...) over documents.
+    """Mean of each named metric (``"P@5"``, ``"nDCG@10"``, ``"F1@5"``, Annif's ``"NDCG"``, ...) over documents.
 
     Documents without gold labels are skipped (they have no recall to measure).
     """
-    wanted = [(n, METRICS[n.split("@")[0]], int(n.split("@")[1])) for n in names]
+    wanted = [(n, METRICS[n.split("@")[0]], int(n.split("@")[1]) if "@" in n else ANNIF_LIMIT) for n in names]
     sums = dict.fromkeys([n for n, _, _ in wanted], 0.0)
     count = 0
     for ranked, gold in zip(rankings, golds, strict=True):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from core.model.cross import load_cross_scorer
-from core.model.encoders import encode, load_bi_encoder
+from core.model.encoders import encode, load_bi_encoder, similarities
 from core.model.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, sigmoid
 from core.model.index import HnswIndex, load_index
 from core.model.labels import LabelTable, Prediction, check_texts, resolve_path
@@ -29,12 +29,20 @@ class NeighbourMemory:
     def __len__(self) -> int:
         return len(self.labels)
 
+    CHUNK = 256  # documents scored at once: memory holds CHUNK x training documents similarities, not more
+
     def scores(self, doc_vectors: np.ndarray, k: int, limit: int = 50) -> list[dict[int, float]]:
         """Per document, the ``limit`` best labels of its ``k`` nearest training documents, in 0..1."""
         if not len(self.labels) or k <= 0:
             return [{} for _ in range(len(doc_vectors))]
-        sims = doc_vectors @ self.vectors.T
         k = min(k, len(self.labels))
+        out: list[dict[int, float]] = []
+        for start in range(0, len(doc_vectors), self.CHUNK):
+            out += self._votes(doc_vectors[start:start + self.CHUNK], k, limit)
+        return out
+
+    def _votes(self, doc_vectors: np.ndarray, k: int, limit: int) -> list[dict[int, float]]:
+        sims = similarities(doc_vectors, self.vectors)
         near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         out = []
         for r, row in enumerate(near):
@@ -58,7 +66,7 @@ class NeighbourMemory:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
         if not len(vectors):
             return
-        sims = vectors @ self.vectors.T if len(self.labels) else np.zeros((len(vectors), 0), dtype=np.float32)
+        sims = similarities(vectors, self.vectors) if len(self.labels) else np.zeros((len(vectors), 0), dtype=np.float32)
         added = []
         for r, labs in enumerate(labels):
             row = int(np.argmax(sims[r])) if sims.shape[1] else -1
@@ -152,7 +160,7 @@ class BiCrossRanker:
                 cand = cand[~np.isin(cand, np.fromiter(self._removed, dtype=np.int64))]
             cand = cand[[int(c) in self.table._row for c in cand]] if len(cand) else cand
             rows = np.array([self.table.row(c) for c in cand], dtype=np.int64)
-            cos = self.vectors[rows] @ vecs[r] if len(rows) else np.zeros(0, dtype=np.float32)
+            cos = similarities(vecs[r:r + 1], self.vectors[rows])[0] if len(rows) else np.zeros(0, dtype=np.float32)
             feats = np.column_stack([
                 cos, cos - (cos.max() if len(cos) else 0.0), self._prior[rows], self._seen[rows],
                 np.isin(cand, np.fromiter(hits[r], dtype=np.int64, count=len(hits[r]))).astype(np.float32),
@@ -162,15 +170,20 @@ class BiCrossRanker:
             out.append(Candidates(cand.astype(np.int64), feats.reshape(len(cand), len(FEATURES))))
         return out
 
+    CHUNK = 512  # documents whose candidate features are held at once (a corpus is worked through in chunks)
+
     def candidates(self, texts: list[str], n: int | None = None, doc_vectors: np.ndarray | None = None,
                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``n`` labels per text by the fusion's first stage (ids padded with -1, and their scores)."""
+        """Top-``n`` labels per text by the fusion's first stage (ids padded with -1, and their scores); any number
+        of texts, a chunk at a time."""
         n = n or self.fusion.candidates
         out_ids = np.full((len(texts), n), -1, dtype=np.int64)
         out_scores = np.full((len(texts), n), -np.inf, dtype=np.float32)
-        for r, (c, first) in enumerate(self.shortlist(texts, doc_vectors, n)):
-            out_ids[r, : len(c.ids)] = c.ids
-            out_scores[r, : len(first)] = first
+        for start in range(0, len(texts), self.CHUNK):
+            vecs = None if doc_vectors is None else doc_vectors[start:start + self.CHUNK]
+            for r, (c, first) in enumerate(self.shortlist(texts[start:start + self.CHUNK], vecs, n), start=start):
+                out_ids[r, : len(c.ids)] = c.ids
+                out_scores[r, : len(first)] = first
         return out_ids, out_scores
 
     def shortlist(self, texts: list[str], doc_vectors: np.ndarray | None = None,
@@ -221,8 +234,20 @@ class BiCrossRanker:
         n = self.fusion.candidates
         heads = [Candidates(c.ids[:n], c.features[:n]) for c, _ in lists]
         logits = self.cross_logits(texts, heads)
-        return [(self.order(head, first[:n], lg) + self.order(Candidates(c.ids[n:], c.features[n:]), first[n:], None))[:k]
+        return [self.below(self.order(head, first[:n], lg), c.ids[n:k], first[n - 1:k])[:k]
                 for head, lg, (c, first) in zip(heads, logits, lists, strict=True)]
+
+    @staticmethod
+    def below(head: list[Prediction], tail_ids: np.ndarray, first: np.ndarray) -> list[Prediction]:
+        """The re-ranked head, then the labels the cross-encoder did not read, on the head's scale: each tail label
+        scores the head's last score minus how far its first-stage score fell below the head's last first-stage
+        score (``first``: that score, then the tail's), so scores never rise down the list and a threshold cuts
+        one ranking, not two."""
+        if not len(tail_ids):
+            return head
+        floor = min(p.score for p in head) if head else float(first[0])
+        return head + [Prediction(int(i), floor - float(first[0] - f), float(f))
+                       for i, f in zip(tail_ids, first[1:], strict=True)]
 
     def explain(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """The top-``k`` labels for one text with every feature, and each source's contribution to the score

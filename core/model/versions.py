@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from core.accounts.auth import check_admin
 from core.accounts.events import log_event
 from core.errors import ModelError, NotFound, XmtcError, storage_error
+from core.jobs import JobOwner
 from storage.db import Database
 from storage.models import ModelVersion, Project, utcnow
 
@@ -117,10 +118,20 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
 
 def register_version(db: Database, project_id: int, kind: str, bundle: Path, config: dict[str, Any],
                      metrics: dict[str, Any], taxonomy_version_id: int | None, job_id: int | None = None,
-                     activate: bool = False, user_id: int | None = None) -> int:
-    """Record a finished bundle as the project's next model version (and optionally activate it)."""
+                     activate: bool = False, user_id: int | None = None, owner: JobOwner | None = None) -> int:
+    """Record a finished bundle as the project's next model version (and optionally activate it).
+
+    ``owner``: the job writing it, which must still be running under its worker (checked in the same transaction):
+    a job reaped as orphaned never registers or activates a version.
+
+    Raises:
+        JobLost: ``owner`` no longer runs the job.
+    """
     read_manifest(bundle)
     with db.session() as s:
+        if owner is not None:
+            owner.hold(s)
+            job_id = owner.job_id
         number = (s.scalar(select(func.max(ModelVersion.number)).where(ModelVersion.project_id == project_id)) or 0) + 1
         version = ModelVersion(project_id=project_id, number=number, kind=kind, path=str(bundle), config=config,
                                metrics=metrics, taxonomy_version_id=taxonomy_version_id, job_id=job_id)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError, XmtcError
+from core.model.encoders import similarities
 from core.model.ranker import BiCrossRanker
 from core.model.training import Progress, TrainConfig, no_progress, train_bi_encoder, train_cross_encoder
 from core.newlabels.acquisition import Acquisition, Question, make_strategy
@@ -53,7 +54,9 @@ class ALConfig:
     lr: float = 3e-5
     cross_lr: float = 3e-5
     cross_negatives: int = 1
-    cross_examples: int = 192  # one iteration's cross-encoder examples, sampled evenly (0: no cap; ~1.5 s/16 on a CPU)
+    # One iteration's cross-encoder examples, the fresh answers first (0: no cap; ~1.5 s/16 on a CPU). Fresh answers
+    # beyond it are not marked learned: the next iteration takes them.
+    cross_examples: int = 192
     cross_top_k: int = 30
     cross_replay_docs: int = 32
     use_negative_answers: bool = True
@@ -174,7 +177,7 @@ class ActiveLearningCycle:
             if not head:
                 self.order[lid] = []
                 continue
-            sims = vecs[[row[d] for d in head]] @ self.ranker.vectors[self.ranker.table.row(lid)]
+            sims = similarities(vecs[[row[d] for d in head]], self.ranker.vectors[self.ranker.table.row(lid)][None])[:, 0]
             self.order[lid] = [head[i] for i in np.argsort(-sims, kind="stable")] + unasked[lid][len(head):]
         return self.order
 
@@ -297,19 +300,33 @@ class ActiveLearningCycle:
         progress(0.35, "refitting the sparse backend")
         self.refit_sparse()
         seconds["sparse"], clock = time.monotonic() - clock, time.monotonic()
+        # Prototypes, memory and sparse backend learned every answer above; the cross-encoder learns the fresh
+        # answers it takes (yes, and no when negative answers are used) only when it trains and they fit its cap.
+        wanted = {q for q in fresh if self.answers[q] == "yes" or cfg.use_negative_answers}
+        taken: set[Question] = set()
         if self.ranker.cross is not None and positives:
-            examples = self._cross_examples(positives, negatives if cfg.use_negative_answers else [], docs, index, golds)
+            examples, taken = self._cross_examples(positives, negatives if cfg.use_negative_answers else [], wanted,
+                                                   docs, index, golds)
             stats["cross"] = train_cross_encoder(self.ranker.cross, examples, doc_texts, label_texts, tcfg,
                                                  lambda f, m: progress(0.45 + 0.55 * f, m))
             seconds["cross"] = time.monotonic() - clock
-        self.trained |= set(fresh)
+        learned = set(fresh) - (wanted - taken) if self.ranker.cross is not None else set(fresh)
+        self.trained |= learned
+        stats["learned"] = len(learned)
+        if len(learned) < len(fresh):
+            stats["left_for_later"] = len(fresh) - len(learned)
         stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
         return stats
 
-    def _cross_examples(self, positives: list[Question], negatives: list[Question], docs: list[int],
-                        index: dict[int, int], golds: list[set[int]]) -> list[tuple[int, int, float]]:
+    def _cross_examples(self, positives: list[Question], negatives: list[Question], fresh: set[Question],
+                        docs: list[int], index: dict[int, int], golds: list[set[int]],
+                        ) -> tuple[list[tuple[int, int, float]], set[Question]]:
+        """The cross-encoder's examples (at most ``cross_examples``; the fresh answers first, then the recalled
+        answers, first-stage negatives and replay) and the fresh answers among them."""
         cfg = self.cfg
-        out = [(index[d], lab, 1.0) for d, lab in positives] + [(index[d], lab, 0.0) for d, lab in negatives]
+        answered = [(q, (index[q[0]], q[1], 1.0)) for q in positives] + [(q, (index[q[0]], q[1], 0.0)) for q in negatives]
+        first = [a for a in answered if a[0] in fresh]
+        extra = [t for q, t in answered if q not in fresh]
         # Random negatives from the current first stage's top labels (never a known gold label).
         if cfg.cross_negatives:
             pos_docs = [d for d, _ in positives]
@@ -317,13 +334,25 @@ class ActiveLearningCycle:
                                              doc_vectors=self.doc_vectors(pos_docs))
             for d, row in zip(pos_docs, cand, strict=True):
                 pool = [int(c) for c in row if c >= 0 and int(c) not in golds[index[d]]]
-                out += [(index[d], c, 0.0) for c in self.rng.sample(pool, min(cfg.cross_negatives, len(pool)))]
+                extra += [(index[d], c, 0.0) for c in self.rng.sample(pool, min(cfg.cross_negatives, len(pool)))]
         # A little replay keeps the cross-encoder's old labels from fading.
         replay_docs = [d for d in docs if self.replay_gold.get(d)][: cfg.cross_replay_docs]
         for d in replay_docs:
-            out.append((index[d], self.rng.choice(sorted(self.replay_gold[d])), 1.0))
+            extra.append((index[d], self.rng.choice(sorted(self.replay_gold[d])), 1.0))
+        self.rng.shuffle(first)
+        self.rng.shuffle(extra)
+        first.sort(key=lambda a: a[1][2] == 0.0)  # a fresh "yes" leads: the loss needs a positive
+        cap = cfg.cross_examples if cfg.cross_examples > 0 else len(first) + len(extra)
+        room = cap
+        if not any(t[2] > 0 for _, t in first):  # only "no" among the fresh answers: a place for an earlier "yes"
+            at = next((i for i, t in enumerate(extra) if t[2] > 0), None)
+            if at is not None:
+                extra.insert(0, extra.pop(at))
+                room = cap - 1
+        first = first[:room]
+        out = [t for _, t in first] + extra[: cap - len(first)]
         self.rng.shuffle(out)
-        return out[: cfg.cross_examples] if cfg.cross_examples > 0 else out
+        return out, {q for q, _ in first}
 
     # --- the loop --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from core.accounts.auth import admin_project, check_admin
 from core.accounts.events import log_event
 from core.errors import NotFound, XmtcError
-from core.jobs import enqueue
+from core.jobs import enqueue, enqueue_in
 from storage.db import Database
 from storage.models import (
     CAMPAIGN_ACTIVE,
@@ -355,8 +355,15 @@ def undo_last(db: Database, campaign_id: int, user_id: int, now: dt.datetime | N
 
 
 def maybe_queue_training(db: Database, campaign_id: int) -> bool:
-    """Queue the next AL iteration when enough new positives arrived and none is queued or running."""
+    """Queue the next AL iteration when enough new positives arrived and none is queued or running.
+
+    Atomic: the campaign's row is written first (a row lock on PostgreSQL, the write lock on SQLite), so two callers
+    at once check and queue one after the other, and the second sees the first's job.
+    """
     with db.session() as s:
+        if not s.execute(update(Campaign).where(Campaign.id == campaign_id)
+                         .values(iteration=Campaign.iteration)).rowcount:
+            raise NotFound(f"Campaign {campaign_id} does not exist.")
         campaign = _campaign(s, campaign_id)
         if campaign.status != CAMPAIGN_ACTIVE:
             return False
@@ -367,8 +374,7 @@ def maybe_queue_training(db: Database, campaign_id: int) -> bool:
             return False
         if pending_iteration(s, campaign_id):
             return False
-        project_id = campaign.project_id
-    enqueue(db, AL_ITERATION, project_id, {"campaign_id": campaign_id})
+        enqueue_in(s, AL_ITERATION, campaign.project_id, {"campaign_id": campaign_id})
     return True
 
 

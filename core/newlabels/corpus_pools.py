@@ -32,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from core.data.catalog import CORPUS_SPLIT, TEST_SPLIT
 from core.data.corpus import ColumnMapping, DocumentRecord, corpus_files, guess_format, read_corpus
 from core.data.reports import ImportReport
 from core.errors import XmtcError
+from core.model.encoders import similarities
 
 ENGINES = ("ray", "local")
 SHARD_COLUMNS = ("id", "file", "row", "vector")
@@ -403,7 +405,7 @@ def shard_pools(corpus: EmbeddedCorpus, label_vectors: Mapping[int, np.ndarray],
         vectors = table.column("vector").flatten().to_numpy().reshape(table.num_rows, corpus.dim)
         order = (table.column("file").to_numpy().astype(np.int64) << 40) | table.column("row").to_numpy()
         ids = np.asarray(table.column("id").to_pylist(), dtype=object)
-        sims = vectors @ queries.T
+        sims = similarities(vectors, queries)
         for j in range(len(labels)):
             cand = _top(sims[:, j], order, size)
             scores, pos, names = best[j]
@@ -425,19 +427,29 @@ def _top(scores: np.ndarray, order: np.ndarray, size: int) -> np.ndarray:
 
 
 def copy_pool_documents(db: Any, project_id: int, spec: CorpusSpec, ext_ids: Iterable[str],
-                        split: str = "corpus") -> dict[str, int]:
-    """Copy the corpus documents with these ids into the project (those already there are kept); id -> document id."""
+                        split: str = CORPUS_SPLIT) -> dict[str, int]:
+    """Copy the corpus documents with these ids into the project (those already there are kept); id -> document id.
+
+    A corpus id that names one of the project's test documents, or a removed one, maps to nothing: a test document
+    is never asked about (nor learned from), and a removed one stays removed.
+    """
     from sqlalchemy import select
 
     from storage.models import Document
 
     wanted = sorted(set(ext_ids))
     known: dict[str, int] = {}
+    barred: set[str] = set()
     with db.session() as s:
         for start in range(0, len(wanted), 5000):  # below every backend's limit on bound parameters
-            known.update(s.execute(select(Document.external_id, Document.id).where(
-                Document.project_id == project_id, Document.external_id.in_(wanted[start:start + 5000]))).all())
-    missing = set(wanted) - set(known)
+            for ext, doc_id, doc_split, removed in s.execute(
+                    select(Document.external_id, Document.id, Document.split, Document.removed).where(
+                        Document.project_id == project_id, Document.external_id.in_(wanted[start:start + 5000]))):
+                if doc_split == TEST_SPLIT or removed:
+                    barred.add(ext)
+                else:
+                    known[ext] = doc_id
+    missing = set(wanted) - set(known) - barred
     records = corpus_records(spec, missing) if missing else {}
     with db.session() as s:
         added = [Document(project_id=project_id, external_id=r.external_id, title=r.title, abstract=r.abstract,
@@ -446,4 +458,3 @@ def copy_pool_documents(db: Any, project_id: int, spec: CorpusSpec, ext_ids: Ite
         s.flush()
         known.update({d.external_id: d.id for d in added})
     return known
-

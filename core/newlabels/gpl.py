@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.errors import ModelError
-from core.model.encoders import encode
+from core.model.encoders import encode, similarities
 from core.model.training import CrossScorer, Progress, no_progress
 
 
@@ -126,7 +126,7 @@ def mine(encoder: Any, teacher: CrossScorer, docs: Sequence[tuple[str, str]], ge
     doc_vecs = encode(encoder, texts)
     q_vecs = encode(encoder, [q for q, _ in pairs])
     k = min(cfg.mine_top_k + 1, len(texts))
-    top = np.argsort(-(q_vecs @ doc_vecs.T), axis=1)[:, :k]
+    top = np.argsort(-similarities(q_vecs, doc_vecs), axis=1)[:, :k]
     ex = GplExamples([], [], [], [])
     for (q, d), row in zip(pairs, top, strict=True):
         candidates = [int(c) for c in row if int(c) != d]

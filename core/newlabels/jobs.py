@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from core.config import Settings
 from core.data.catalog import DocRow, documents
 from core.data.concepts import label_text
-from core.data.corpus import document_text
+from core.data.corpus import checked_corpus, document_text
 from core.errors import NotFound, XmtcError
 from core.jobs import JobContext, job_handler
 from core.model.bicross import stage
@@ -121,7 +121,7 @@ def adapt_encoder(ctx: JobContext) -> dict[str, Any]:
 
     bundle = write_bundle(settings.models_dir, ctx.project_id, GPL_KIND, fill)
     version_id = register_version(ctx.db, ctx.project_id, GPL_KIND, bundle, config={**cfg.as_dict(), **stats},
-                                  metrics={}, taxonomy_version_id=None, job_id=ctx.job_id)
+                                  metrics={}, taxonomy_version_id=None, owner=ctx.owner)
     return {"model_version_id": version_id, **stats}
 
 
@@ -178,7 +178,8 @@ def _pools_from_corpus(ctx: JobContext, texts: dict[int, str], enc_path: str, ke
     """Pools from a corpus file or folder outside the database (embedded into shards in the store, by Ray or in
     this process); only the documents that enter a pool are copied into the project."""
     settings = ctx.settings
-    spec = CorpusSpec(str(ctx.params["corpus"]), {**POOL_MAPPING, **ctx.params.get("mapping", {})})
+    path = checked_corpus(str(ctx.params["corpus"]), settings.corpus_folders)  # queued by anyone: checked again here
+    spec = CorpusSpec(str(path), {**POOL_MAPPING, **ctx.params.get("mapping", {})})
     files = len(spec.files())
     cfg = ScaleConfig(engine=settings.pool_engine_name, address=settings.ray_address, device=settings.device)
     ctx.progress(0.01, f"embedding the corpus ({files} file(s), {cfg.engine} engine, encoder {key})", force=True)
@@ -234,9 +235,11 @@ def _campaign_answers(db: Database, campaign_id: int) -> tuple[dict[tuple[int, i
     votes: dict[tuple[int, int], Counter] = {}
     trained: set[tuple[int, int]] = set()
     with db.session() as s:
+        # In the order they were given: giving up on a label and sampling answers to recall follow that order.
         for d, lab, value, it in s.execute(select(Annotation.document_id, Annotation.label_id, Annotation.answer,
                                                   Annotation.trained_in_iteration)
-                                           .where(Annotation.campaign_id == campaign_id, Annotation.answer != SKIP)):
+                                           .where(Annotation.campaign_id == campaign_id, Annotation.answer != SKIP)
+                                           .order_by(Annotation.answered_at, Annotation.id)):
             votes.setdefault((d, lab), Counter())[value] += 1
             if it is not None:
                 trained.add((d, lab))
@@ -299,8 +302,9 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     new_version = register_version(
         ctx.db, ctx.project_id, "bicross", bundle, config={"campaign": name, "campaign_id": campaign_id,
                                                            "iteration": number, **flat_stats(stats)},
-        metrics=metrics, taxonomy_version_id=None, job_id=ctx.job_id, activate=cfg.activate_versions)
+        metrics=metrics, taxonomy_version_id=None, owner=ctx.owner, activate=cfg.activate_versions)
     with ctx.db.session() as s:
+        ctx.owner.hold(s)  # a reaped iteration marks nothing learned
         for d, lab in learned:
             s.execute(update(Annotation).where(Annotation.campaign_id == campaign_id, Annotation.document_id == d,
                                                Annotation.label_id == lab, Annotation.trained_in_iteration.is_(None))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from core.model.encoders import encode
+from core.model.encoders import encode, similarities
 
 
 class EmbeddingCache:
@@ -50,8 +50,11 @@ def scored_pools(doc_ids: Sequence[int], doc_vectors: np.ndarray, label_vectors:
     ids = np.asarray(doc_ids, dtype=np.int64)
     size = min(size, len(ids))
     pools: dict[int, list[tuple[int, float]]] = {}
-    for lid, vec in label_vectors.items():
-        sims = doc_vectors @ np.asarray(vec, dtype=np.float32)
+    labels = list(label_vectors)
+    every = similarities(doc_vectors, np.stack([np.asarray(label_vectors[lid], dtype=np.float32) for lid in labels])) \
+        if labels else np.zeros((len(ids), 0), dtype=np.float32)
+    for j, lid in enumerate(labels):
+        sims = every[:, j]
         top = np.argsort(-sims, kind="stable")[:size]
         pools[int(lid)] = [(int(ids[i]), float(sims[i])) for i in top]
     return pools

@@ -253,7 +253,7 @@ def _read(params: dict[str, Any]) -> Taxonomy:
     path = Path(params["path"])
     if not path.is_file():
         raise XmtcError(f"The uploaded file {path.name} is gone; upload it again.")
-    return read_taxonomy(path, params.get("format"))
+    return read_taxonomy(path, params.get("format"), params.get("label_columns") or None)
 
 
 @job_handler(PREVIEW_UPDATE, "Compare a new taxonomy version")
@@ -324,6 +324,6 @@ def serve_changes(ctx: JobContext, add: Sequence[int], remove: Sequence[int]) ->
                               config={**{k: v for k, v in version.config.items() if not k.startswith("taxonomy.")},
                                       "taxonomy.served_from": version.name, "taxonomy.added": len(rows),
                                       "taxonomy.removed": len(gone)},
-                              metrics={}, taxonomy_version_id=None, job_id=ctx.job_id, activate=True)
+                              metrics={}, taxonomy_version_id=None, owner=ctx.owner, activate=True)
     return {"served": f"v{version.number} + {len(rows)} label(s) embedded, {len(gone)} dropped -> a new active version",
             "model_version_id": new_id}

@@ -67,6 +67,7 @@ def test_import_commands_report_and_hold_out_a_test_split(data_dir, files, capsy
     (["train", "Nope"], r"No project 'Nope'"),
     (["eval", "Mine"], r"no active model: train one"),
     (["suggest", "Mine", "empty.txt"], r"No text to suggest labels for in .*empty\.txt"),
+    (["suggest", "Mine", "empty.txt", "--threshold", "nan"], r"--threshold must be a number, not NaN"),
     (["pools", "Mine", "Quantum Gravity"], r"No label 'Quantum Gravity' in this project"),
     (["pools", "Mine", "Oncology", "--corpus", "nowhere/"], r"nowhere: no such file"),
     (["tokens", "create", "--name", "catalogue", "--project", "Nope"], r"No project 'Nope'"),

@@ -204,6 +204,7 @@ def test_a_label_with_an_empty_pool_is_reported_and_the_others_go_on(ranker):
         ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, {102: "X"}, {102: [10, 999]})
 
 
+@pytest.mark.slow  # two iterations training a real cross-encoder
 def test_two_iterations_on_real_pubmed_documents(shared_data, encoder_path):
     from core.data.demo import NEW_LABELS, read_demo_corpus
     from core.data.reports import ImportReport
@@ -261,3 +262,78 @@ def test_the_cross_encoder_learns_no_answers_as_negatives_of_their_label(ranker,
     docs = sorted({10, 11, 14})  # the examples' document indices follow the sorted answered documents
     triples = {(docs[i], lab, t) for i, lab, t in seen[0]}
     assert triples == {(10, 100, 1.0), (11, 100, 0.0), (14, 100, 0.0)}  # each "no" is a negative of its label
+
+
+def test_an_answer_is_marked_learned_only_when_the_iteration_learned_it(ranker):
+    al = cycle(ranker, cross_examples=2, cross_negatives=0, replay_ratio=0.0, cross_replay_docs=0)
+    al.record([(11, 100), (12, 100)], ["no", "no"])
+    stats = al.train()  # no "yes" yet: the cross-encoder does not train, its "no" answers wait for it
+    assert "cross" not in stats and al.trained == set() and stats["left_for_later"] == 2
+    al.record([(10, 100), (13, 100), (15, 100)], ["yes", "yes", "yes"])
+    stats = al.train()  # five fresh answers, two fit the cap: only those two are learned
+    assert stats["cross"]["examples"] == 2 and len(al.trained) == 2 and stats["left_for_later"] == 3
+    for _ in range(3):  # the rest in the next iterations, two at a time
+        al.train()
+    assert al.trained == set(al.answers)
+    assert al.train() == {"skipped": "no new yes/no answer yet"}
+
+
+def test_without_a_cross_encoder_every_fresh_answer_is_learned(ranker):
+    ranker.cross = None
+    al = cycle(ranker)
+    al.record([(11, 100), (10, 100)], ["no", "yes"])
+    assert al.train()["learned"] == 2 and al.trained == {(11, 100), (10, 100)}
+
+
+@pytest.mark.slow  # trains a real cross-encoder twice
+def test_the_same_answers_read_as_the_job_reads_them_give_the_same_model(world, encoder_path, monkeypatch):
+    import torch
+
+    from core.data.catalog import documents
+    from core.model.ranker import NeighbourMemory
+    from core.model.sparse import SparseBackend, SparseConfig
+    from core.newlabels.campaigns import CampaignConfig, add_questions, answer, claim_next, create_campaign
+    from core.newlabels.jobs import _campaign_answers
+
+    db, pid, onc = world["db"], world["pid"], world["labels"]["onc"]
+    cid = create_campaign(db, pid, "c", [onc], world["admin"], CampaignConfig())
+    add_questions(db, cid, [(d, onc) for d in world["docs"]], world["version"], 0)
+    for user, value in zip(world["users"], ["yes", "no", "yes"], strict=True):
+        q = claim_next(db, cid, user)
+        answer(db, q.item_id, user, value)
+    docs = documents(db, pid)
+    texts = {d.id: d.text for d in docs}
+    old = {d.id: set(d.gold) - {onc} for d in docs}
+    labels = [LabelRow(i, ext, ext) for ext, i in world["labels"].items() if i != onc]
+    # Omikuji has no seed (its k-means and its linear solver draw from the thread's RNG): two fits on the same data
+    # differ in their last digits. What the cycle controls is what the refit learns from: that must be the same.
+    refits: list[tuple[list[str], list[set[int]]]] = []
+    fit = SparseBackend.fit.__func__
+
+    def recorded(cls, texts, gold, config=None, n_threads=None):
+        refits.append((list(texts), [set(g) for g in gold]))
+        return fit(cls, texts, gold, config, n_threads)
+
+    monkeypatch.setattr(SparseBackend, "fit", classmethod(recorded))
+
+    def learned() -> BiCrossRanker:
+        torch.manual_seed(0)  # the cross-encoder's new head starts the same
+        model = BiCrossRanker.build(load_bi_encoder(encoder_path, "cpu", 64), make_label_table(labels, list(old.values())),
+                                    cross=CrossScorer(encoder_path, "cpu", 64))
+        model.sparse = SparseBackend.fit(list(texts.values()), list(old.values()), SparseConfig(min_df=1, cluster_k=2))
+        model.memory = NeighbourMemory(model.embed_documents(list(texts.values())), [sorted(g) for g in old.values()])
+        al = ActiveLearningCycle(model, texts, old, {onc: "Oncology"}, {onc: sorted(texts)}, ALConfig(train_batch=2))
+        answers, trained = _campaign_answers(db, cid)  # as the job reads them
+        al.answers, al.trained = answers, trained & set(answers)
+        al.record([], [])
+        assert al.train()["cross"]["steps"] >= 1
+        return model
+
+    a, b = learned(), learned()
+    assert np.allclose(a.vectors[a.table.row(onc)], b.vectors[b.table.row(onc)], atol=1e-6)
+    assert a.memory.labels == b.memory.labels and onc in {lab for row in a.memory.labels for lab in row}
+    assert len(refits) == 4 and refits[1] == refits[3] and any(onc in g for g in refits[1][1])  # the AL refits
+    assert a.sparse.knows() == b.sparse.knows() and onc in a.sparse.knows()
+    probe = list(texts.values())
+    pairs = [a.table.text(i) for i in a.table.ids for _ in probe], [t for _ in a.table.ids for t in probe]
+    assert np.allclose(a.cross.logits_np(*pairs), b.cross.logits_np(*pairs), atol=1e-5)

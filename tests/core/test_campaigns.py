@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -17,6 +18,7 @@ from core.newlabels.campaigns import (
     campaign_progress,
     claim_next,
     create_campaign,
+    maybe_queue_training,
     set_status,
     undo_last,
 )
@@ -135,6 +137,62 @@ def test_a_training_iteration_is_queued_once_after_the_threshold(world):
         queued.append(answer(db, q.item_id, a, "yes", now=T0))
     assert queued == [False, True, False, False]  # one job, not one per answer
     assert campaign_progress(db, cid).training
+
+
+def test_concurrent_callers_queue_one_iteration(world, monkeypatch):
+    import threading
+
+    import core.newlabels.campaigns as campaigns
+
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world, labels=("onc", "card"), train_after_positives=1)
+    with db.session() as s:  # the first iteration (serving the labels) is done
+        s.execute(update(Job).values(status="done"))
+    with db.session() as s:
+        q = s.scalar(select(QueueItem).where(QueueItem.campaign_id == cid).limit(1))
+        s.add(Annotation(queue_item_id=q.id, campaign_id=cid, project_id=world["pid"], user_id=a,
+                         document_id=q.document_id, label_id=q.label_id, answer="yes"))
+    checked = campaigns.pending_iteration
+
+    def slow_check(s, campaign_id):  # a slow moment between "none is pending" and queueing one
+        found = checked(s, campaign_id)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(campaigns, "pending_iteration", slow_check)
+    results, errors = [], []
+
+    def call() -> None:
+        try:
+            results.append(maybe_queue_training(db, cid))
+        except Exception as exc:  # a lock error would be a failure too
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(results) == [False, False, False, True]
+    with db.session() as s:
+        assert len(s.scalars(select(Job).where(Job.kind == "al_iteration", Job.status == "queued")).all()) == 1
+
+
+def test_answers_are_read_in_the_order_they_were_given(world):
+    from core.newlabels.jobs import _campaign_answers
+
+    db, a, b = world["db"], world["users"][0], world["users"][1]
+    cid = campaign(world, labels=("onc", "card"))
+    given = []
+    for minute, user in enumerate([a, b, a, b]):
+        q = claim_next(db, cid, user, T0)
+        answer(db, q.item_id, user, "no", now=T0 + dt.timedelta(minutes=10 - minute))  # stored late, given early
+        given.append((q.document_id, q.label_id))
+    with db.session() as s:  # a row written again (PostgreSQL moves it to the end of the table)
+        s.execute(update(Annotation).where(Annotation.document_id == given[-1][0], Annotation.label_id == given[-1][1])
+                  .values(seconds=3.0))
+    answers, _ = _campaign_answers(db, cid)
+    assert list(answers) == given[::-1]  # by the time each was given
 
 
 def test_removed_documents_are_not_shown_and_a_stopped_campaign_asks_nothing(world):

@@ -128,7 +128,7 @@ def test_pools_from_a_corpus_copy_only_the_pool_documents_into_the_project(db, t
     from core.jobs import enqueue, get_job
     from core.newlabels.jobs import BUILD_POOLS, load_pools
     from core.worker import WorkerProcess
-    from storage.models import Document, Label
+    from storage.models import Document, Label, PoolEntry
     from tests.fakes import TAXONOMY_CSV, write
 
     monkeypatch.setenv("XMTC_POOL_ENGINE", "local")
@@ -136,8 +136,12 @@ def test_pools_from_a_corpus_copy_only_the_pool_documents_into_the_project(db, t
     import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
     with db.session() as s:
         labels = dict(s.execute(select(Label.external_id, Label.id)).all())
+        # The project's own test document and a removed one share ids with heart documents of the corpus.
+        s.add_all([Document(project_id=pid, external_id="x4", title=HEART[0], split="test"),
+                   Document(project_id=pid, external_id="x5", title=HEART[1], split="train", removed=True)])
     docs = [(f"x{i}", t) for i, t in enumerate(OTHER + HEART + CANCER)]
-    corpus = write_jsonl(tmp_path / "corpus.jsonl.gz", docs)
+    (data_dir / "corpora").mkdir(parents=True)
+    corpus = write_jsonl(data_dir / "corpora" / "corpus.jsonl.gz", docs)
     worker = WorkerProcess(db, Settings.from_env())
     worker.register()
     for _ in range(2):  # a second build reuses the shards and the copied documents
@@ -149,12 +153,55 @@ def test_pools_from_a_corpus_copy_only_the_pool_documents_into_the_project(db, t
         assert done.result["corpus_documents"] == 12 and done.result["engine"] == "local"
     pools = load_pools(db, pid)
     with db.session() as s:
-        stored = {d.id: (d.external_id, d.split) for d in s.scalars(select(Document))}
+        stored = {d.id: (d.external_id, d.split) for d in s.scalars(select(Document).where(Document.split == "corpus"))}
+        in_pools = {d.external_id for d in s.scalars(select(Document).join(PoolEntry, PoolEntry.document_id == Document.id))}
     assert set(stored) == {d for pool in pools.values() for d in pool}  # only pool documents were copied, once
-    assert all(split == "corpus" for _, split in stored.values()) and len(stored) <= 6
-    heart_ids, cancer_ids = {f"x{i}" for i in range(4, 8)}, {f"x{i}" for i in range(8, 12)}
+    assert len(stored) <= 6 and not {"x4", "x5"} & in_pools  # the test and the removed document never enter a pool
+    heart_ids, cancer_ids = {f"x{i}" for i in range(6, 8)}, {f"x{i}" for i in range(8, 12)}
     assert stored[pools[labels["mi"]][0]][0] in heart_ids
     assert stored[pools[labels["bc"]][0]][0] in cancer_ids
+
+
+def test_a_corpus_outside_the_corpus_folders_or_not_a_corpus_file_is_never_opened(db, tmp_path, data_dir, monkeypatch):
+    from core.accounts.projects import create_project
+    from core.config import Settings
+    from core.data.concepts import read_taxonomy
+    from core.data.corpus import checked_corpus
+    from core.data.imports import import_taxonomy
+    from core.errors import ImportFailed
+    from core.jobs import enqueue, get_job
+    from core.newlabels.jobs import BUILD_POOLS
+    from core.worker import WorkerProcess
+    from tests.fakes import TAXONOMY_CSV, write
+
+    secret = 'OPENAI_API_KEY = "sk-do-not-show-me"\n'
+    roots = [data_dir / "corpora", tmp_path / "more"]
+    outside = write(tmp_path / ".streamlit" / "secrets.toml", secret)
+    inside_but_toml = write(roots[0] / "secrets.toml", secret)
+    inside_csv = write(roots[0] / "keys.csv", secret)  # a corpus suffix, but not a corpus: its header is a secret
+    roots[1].mkdir()
+    good = write_jsonl(roots[1] / "docs.jsonl.gz", [("a", HEART[0])])
+    (roots[0] / "linked").mkdir()
+    (roots[0] / "linked" / "leak.csv").symlink_to(write(tmp_path / "elsewhere.csv", secret))
+    for path, words in [(outside, "is outside the corpus folders"), (tmp_path / "../etc", "is outside the corpus folders"),
+                        (inside_but_toml, "is not a corpus file"), (roots[0] / "linked", r"links to 1 file\(s\) outside"),
+                        ("missing.jsonl", "does not exist")]:
+        with pytest.raises(ImportFailed, match=words) as caught:
+            checked_corpus(path, roots)
+        assert "sk-do-not" not in str(caught.value)
+    assert checked_corpus(good, roots) == good.resolve()
+    assert checked_corpus("keys.csv", roots) == inside_csv.resolve()  # a relative path is taken in the first root
+    # The job checks again (whoever queued it), and its error names the file and the problem, never its content.
+    monkeypatch.setenv("XMTC_POOL_ENGINE", "local")
+    pid = create_project(db, "p")
+    import_taxonomy(db, pid, read_taxonomy(write(tmp_path / "t.csv", TAXONOMY_CSV)), "v1")
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    for path in (outside, inside_csv):
+        job = enqueue(db, BUILD_POOLS, pid, {"label_ids": [1], "corpus": str(path)})
+        worker.run_one()
+        failed = get_job(db, job)
+        assert failed.status == "failed" and path.name in failed.error and "sk-do-not" not in failed.error
 
 
 def ray_or_skip():

@@ -67,6 +67,22 @@ def test_a_corrupted_download_is_refused_with_the_url_and_the_folder(tmp_path, d
     assert not (cache / "dev-data-med.csv").exists()  # the bad file is not kept
 
 
+def test_a_file_that_does_not_match_its_sha256_is_refused_without_the_shared_folder(tmp_path):
+    from tests.conftest import DemoMirror
+
+    # A stand-in for each public file (right names, wrong bytes): every checksum fails, the first one stops it.
+    mirror = DemoMirror({name: f"not the real {name}\n".encode() for name in REMOTE_FILES})
+    try:
+        with pytest.raises(XmtcError, match="did not match its checksum") as caught:
+            fetch_demo_files(tmp_path / "cache", mirror.url)
+    finally:
+        mirror.close()
+    [fetched] = set(mirror.requests)  # pooch tries a failed download once more
+    assert f"{mirror.url}{fetched} did not match its checksum" in str(caught.value)
+    assert REMOTE_FILES[fetched][1] in str(caught.value) and str(tmp_path / "cache") in str(caught.value)
+    assert not (tmp_path / "cache" / fetched).exists()  # the bad file is not kept
+
+
 def test_an_unreachable_source_names_the_urls_and_the_folder_to_fill(tmp_path):
     with pytest.raises(XmtcError, match=r"Could not download http://127\.0\.0\.1:9/test-data-med\.csv.*put the files"):
         fetch_demo_files(tmp_path / "cache", "http://127.0.0.1:9/")

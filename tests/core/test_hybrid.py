@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -174,3 +175,96 @@ def test_top_k_agreement_counts_shared_labels():
     a = [[Prediction(i, 1.0, 1.0) for i in (1, 2, 3)]]
     b = [[Prediction(i, 1.0, 1.0) for i in (3, 2, 9)]]
     assert top_k_agreement(a, b, k=3) == pytest.approx(2 / 3)
+
+
+class ScriptedCross:
+    """A cross-encoder written as code: logits that disagree with the first stage (the reverse of its order)."""
+
+    max_length = 64
+
+    def logits_np(self, label_texts, doc_texts, batch_size=64):
+        return np.linspace(-4.0, 4.0, len(label_texts), dtype=np.float32)
+
+
+def assert_one_scale(ranker, texts, ks=range(1, 101)):
+    """Scores never rise down a ranking, and a smaller k's ranking is the start of a larger one's."""
+    full = ranker.rank(texts, k=max(ks))
+    for k in ks:
+        got = ranker.rank(texts, k=k)
+        for ranking, whole in zip(got, full, strict=True):
+            scores = [p.score for p in ranking]
+            assert all(a >= b for a, b in itertools.pairwise(scores)), (k, scores)
+            assert [p.label_id for p in ranking] == [p.label_id for p in whole[:k]]
+    return full
+
+
+def test_a_ranking_longer_than_the_cross_encoders_shortlist_keeps_one_score_scale(hybrid):
+    ranker, texts, _ = hybrid
+    ranker.add_labels(list(range(20, 60)), [f"Topic number {i}" for i in range(20, 60)], [f"t{i}" for i in range(20, 60)])
+    cross, ranker.cross = ranker.cross, ScriptedCross()
+    try:
+        full = assert_one_scale(ranker, texts[60:63], ks=(1, 3, 4, 5, 10, 30, 45, 100))
+        assert all(len(r) > ranker.fusion.candidates for r in full)  # the tail below the re-ranked head is there
+        # Below the head, labels keep the first stage's order and its score differences.
+        n = ranker.fusion.candidates
+        tail = full[0][n:]
+        assert [p.score - tail[0].score for p in tail] == pytest.approx([p.bi_score - tail[0].bi_score for p in tail])
+    finally:
+        ranker.cross = cross
+        ranker.remove_labels(list(range(20, 60)))
+
+
+def test_every_monotone_feature_only_raises_the_learned_score():
+    from core.model.fusion import CROSS_FEATURES, MONOTONE
+
+    rng = np.random.default_rng(1)
+    groups, targets = [], []
+    for _ in range(60):
+        x = rng.random((20, len(CROSS_FEATURES))).astype(np.float32)
+        groups.append(x)
+        targets.append((x @ rng.random(len(CROSS_FEATURES)) > 2.5).astype(np.float32))
+    model = LearnedRanker.fit(groups, targets, CROSS_FEATURES, rounds=60)
+    probe = rng.random((300, len(CROSS_FEATURES))).astype(np.float32)
+    rising = [f for f in CROSS_FEATURES if MONOTONE[f] == 1]
+    assert {"cosine", "lexical", "sparse", "neighbours", "first_stage", "cross"} <= set(rising)
+    for f in rising:
+        for step in (0.05, 0.3, 1.0):
+            higher = probe.copy()
+            higher[:, CROSS_FEATURES.index(f)] += step
+            assert (model.score(higher) >= model.score(probe) - 1e-6).all(), f"{f} +{step} lowered a score"
+
+
+@pytest.mark.slow
+def test_a_trained_bundle_keeps_one_score_scale_in_every_runtime(encoder_path, tmp_path, monkeypatch):
+    import random as stdlib_random
+
+    from core.model.bicross import fit_second_stage
+    from core.model.training import CrossScorer, TrainConfig, cross_examples, train_cross_encoder
+
+    texts, gold = corpus(135, seed=2)
+    labels = LABELS + [LabelRow(i, f"t{i}", f"Topic number {i}") for i in range(20, 60)]
+    ranker = BiCrossRanker.build(load_bi_encoder(encoder_path, "cpu", 64), make_label_table(labels, gold[:60]),
+                                 fusion=Fusion(sparse_candidates=5, neighbours=5, candidates=4))
+    ranker.sparse = SparseBackend.fit(texts[:60], gold[:60], SparseConfig(cluster_k=2, n_trees=1))
+    ranker.memory = NeighbourMemory(ranker.embed_documents(texts[:60]), [sorted(g) for g in gold[:60]])
+    validation = Validation(texts[60:130], gold[60:130])
+    fit_first_stage(ranker, validation, "learned")
+    cross = CrossScorer(encoder_path, "cpu", 64)
+    cand, _ = ranker.candidates(texts[:60], n=10)
+    cfg = TrainConfig(batch_size=16, cross_negatives=2, cross_max_length=64, cross_lr=1e-4)
+    train_cross_encoder(cross, cross_examples(gold[:60], [list(r) for r in cand], cfg, stdlib_random.Random(0)),
+                        texts[:60], ranker.table.text_map(), cfg)
+    ranker.cross = cross
+    fit_second_stage(ranker, validation)
+    assert ranker.fusion.learned and ranker.fusion.second is not None
+    bundle = write_bundle(tmp_path, 1, "bicross", ranker.save)
+    for runtime in ("torch", "onnx", "onnx-int8"):
+        monkeypatch.setenv("XMTC_CROSS_RUNTIME", runtime)
+        loaded = load_ranker(bundle, "cpu")
+        assert loaded.cross.runtime == runtime
+        full = assert_one_scale(loaded, texts[130:], ks=(1, 4, 5, 10, 30, 44, 100))
+        assert all(len(r) > 4 for r in full)
+        # Whatever the two stages' scales are (here the second stage's scores far below the first's), one ranking.
+        second = loaded.fusion.second.score
+        loaded.fusion.second.score = lambda x, second=second: second(x) - 100.0
+        assert_one_scale(loaded, texts[130:], ks=(4, 5, 44))

@@ -8,9 +8,10 @@ import sys
 import threading
 import time
 
+import pytest
 from sqlalchemy import update
 
-import tests.fakes  # noqa: F401 - registers the test job handlers
+import tests.fakes
 from core.config import ROOT, Settings
 from core.jobs import claim_next, enqueue, get_job, reap_orphans, request_cancel, wait_for
 from core.worker import WorkerProcess, live_workers
@@ -78,7 +79,8 @@ def test_worker_runs_a_job_with_progress_and_result(db):
     worker.register()
     assert worker.run_one() == job_id
     job = get_job(db, job_id)
-    assert job.status == "done" and job.progress == 1.0 and job.result == {"slept": 0.3}
+    assert job.status == "done" and job.progress == 1.0 and job.result["slept"] == 0.3
+    assert 0 < job.result["peak_rss_gib"] < 100  # the job's peak memory, measured while it ran
 
 
 def test_a_failing_job_is_marked_failed_and_the_worker_survives(db):
@@ -88,7 +90,8 @@ def test_a_failing_job_is_marked_failed_and_the_worker_survives(db):
     worker.register()
     worker.run_one()
     worker.run_one()
-    assert get_job(db, bad).status == "failed" and "boom" in get_job(db, bad).error
+    assert get_job(db, bad).status == "failed" and "unexpected RuntimeError" in get_job(db, bad).error
+    assert "boom" not in get_job(db, bad).error  # the exception's words stay in the worker's log
     assert get_job(db, good).status == "done"
 
 
@@ -190,3 +193,88 @@ def test_a_job_that_needs_a_gpu_waits_for_a_worker_that_has_one(db):
     gpu = WorkerProcess(db, Settings.from_env(), capabilities=("gpu",))
     gpu.register()
     assert gpu.run_one() == gpu_job and get_job(db, gpu_job).status == "done"
+
+
+def test_a_reaped_job_that_goes_on_lands_nothing(db, monkeypatch):
+    import core.worker
+    from core.accounts.projects import create_project
+    from core.model.versions import list_versions
+    from storage.models import Project
+
+    monkeypatch.setattr(core.worker, "HEARTBEAT_INTERVAL_S", 0.05)
+    pid = create_project(db, "p")
+    for report in (True, False):  # stopped at its next progress report; or, reporting nothing, at the registration
+        tests.fakes.GATE.clear()
+        job_id = enqueue(db, "test_register_version", pid, {"report": report}, max_attempts=2)
+        worker = WorkerProcess(db, Settings.from_env())
+        worker.register()
+        runner = threading.Thread(target=worker.run_one)
+        runner.start()
+        deadline = time.monotonic() + 20
+        while get_job(db, job_id).progress < 0.1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The worker looks dead to another one: the job is reaped and queued again for a new attempt.
+        assert reap_orphans(db, 60, now=utcnow() + dt.timedelta(minutes=5)) == [job_id]
+        time.sleep(0.2)  # the worker's own heartbeat hears that the job is no longer its own
+        tests.fakes.GATE.set()
+        runner.join(30)
+        job = get_job(db, job_id)
+        assert job.status == "queued" and job.attempts == 1 and "stopped responding" in job.message
+        assert list_versions(db, pid) == []
+        with db.session() as s:
+            assert s.get(Project, pid).active_model_version_id is None
+            s.execute(update(Job).where(Job.id == job_id).values(status="cancelled"))
+
+
+def test_a_reaped_job_stops_at_its_next_report_even_when_the_heartbeat_missed_it(db):
+    from core.errors import JobLost
+    from core.jobs import JobContext
+
+    job_id = enqueue(db, "test_sleep", None, max_attempts=2)
+    claim_next(db, "w1", kinds=("test_sleep",))
+    ctx = JobContext(db, job_id, None, {}, "w1")
+    ctx.progress(0.2, "working", force=True)
+    reap_orphans(db, 60, now=utcnow() + dt.timedelta(minutes=5))
+    with pytest.raises(JobLost):
+        ctx.progress(0.3, "still working", force=True)
+    with pytest.raises(JobLost):
+        ctx.check_cancel()
+    claim_next(db, "w2", kinds=("test_sleep",))  # another worker takes the job: the first one's reports stay out
+    with pytest.raises(JobLost):
+        JobContext(db, job_id, None, {}, "w1").progress(0.9, "late", force=True)
+    assert get_job(db, job_id).progress == 0.0
+
+
+def test_the_heartbeat_survives_a_database_hiccup(db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import core.worker
+
+    monkeypatch.setattr(core.worker, "HEARTBEAT_INTERVAL_S", 0.05)
+    calls = []
+    real = core.worker.heartbeat
+
+    def flaky(database, job_id, worker_id):
+        calls.append(job_id)
+        if len(calls) <= 3:
+            raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+        return real(database, job_id, worker_id)
+
+    monkeypatch.setattr(core.worker, "heartbeat", flaky)
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 0.6})
+    worker = WorkerProcess(db, Settings.from_env())
+    worker.register()
+    worker.run_one()
+    assert get_job(db, job_id).status == "done" and len(calls) > 5  # it went on beating after the errors
+
+
+def test_a_job_that_runs_the_machine_out_of_memory_says_so(db, data_dir):
+    job_id = enqueue(db, "test_sleep", None, {"seconds": 20})
+    # A floor above any machine's memory: the watch sees "no memory left" at its first sample.
+    env = {**os.environ, "XMTC_DATABASE_URL": db.url, "XMTC_MEMORY_FLOOR_GIB": "100000"}
+    done = subprocess.run([sys.executable, "-m", "core.worker", "--once", "--no-lock", "--import", "tests.fakes"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    job = get_job(db, job_id)
+    assert done.returncode == 137 and job.status == "failed" and job.message == "failed: out of memory"
+    assert job.error.startswith("killed: out of memory at ") and "GiB" in job.error
+    assert live_workers(db, 60) == 0  # the worker said it stopped

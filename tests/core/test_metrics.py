@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.model.metrics import evaluate, f1_at_k, ndcg_at_k, precision_at_k, recall_at_k
+from core.model.metrics import annif_ndcg, evaluate, f1_at_k, ndcg_at_k, precision_at_k, recall_at_k
 
 RANKED = [3, 1, 7, 2, 9]
 GOLD = {1, 2, 4}
@@ -23,6 +23,16 @@ def test_f1_by_hand():
     p, r = 2 / 5, 2 / 3
     assert f1_at_k(RANKED, GOLD, 5) == pytest.approx(2 * p * r / (p + r))
     assert f1_at_k([8, 9], GOLD, 2) == 0.0
+    # Annif's F1@5 counts the suggestions given: 2 of them, one right, 3 gold -> 2·1 / (2 + 3)
+    assert f1_at_k([1, 9], GOLD, 5) == pytest.approx(2 / 5)
+
+
+def test_annifs_ndcg_by_hand():
+    # DCG of the suggestions over the ideal DCG of all gold labels, however many were suggested
+    assert annif_ndcg(RANKED, GOLD) == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 1 / 2))
+    assert annif_ndcg([1], GOLD) == pytest.approx(1 / (1 + 1 / math.log2(3) + 1 / 2))  # one of three found, first
+    many = [*range(100, 120), 1]  # the 21st suggestion is past Annif's limit of 20
+    assert annif_ndcg(many, {1}) == 0.0 and evaluate([many], [{1}], ("NDCG", "F1@5")) == {"NDCG": 0.0, "F1@5": 0.0}
 
 
 def test_ndcg_by_hand():

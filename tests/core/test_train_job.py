@@ -14,6 +14,7 @@ from core.jobs import enqueue, get_job
 from core.model.training import TrainConfig
 from core.model.versions import active_version, list_versions
 from core.worker import WorkerProcess
+from storage.models import Document
 from tests.fakes import TAXONOMY_CSV, write
 
 CORPUS = """doc_id,title,abstract,tags,split
@@ -58,6 +59,8 @@ def test_a_time_budget_cuts_training_and_the_job_says_how_long_it_took(db, tmp_p
                                     report), report)
     # 6 epochs of 2 batches planned; a 3-second budget leaves no time after the fixed reserve: the loop stops after
     # the 3 steps it times, with its schedule ended there.
+    with db.session() as s:  # a pool corpus's copy (no gold) is asked about in campaigns, never trained on
+        s.add(Document(project_id=pid, external_id="c1", title="Corpus copy", abstract="Heart.", split="corpus"))
     cfg = TrainConfig(batch_size=3, max_seq_length=48, epochs=6, train_cross=False, time_budget_min=0.05)
     job_id = enqueue(db, "train_model", pid, {"config": cfg.as_dict()})
     worker = WorkerProcess(db, Settings.from_env())
@@ -68,6 +71,7 @@ def test_a_time_budget_cuts_training_and_the_job_says_how_long_it_took(db, tmp_p
     version = active_version(db, pid)
     assert version.config["bi.cut_by_budget"] and version.config["bi.steps"] == 3 < version.config["bi.planned_steps"]
     assert version.config["budget.reserved_seconds"] > 0 and 0 < job.result["minutes"] < 5
+    assert version.config["train_docs"] + version.config["validation_docs"] == 5  # the train split, not the copy
 
 
 def test_training_a_project_without_gold_labels_fails_with_a_message(db, tmp_path):

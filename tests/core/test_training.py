@@ -79,6 +79,7 @@ def tiny_fit(encoder_path):
     return before, fit, texts
 
 
+@pytest.mark.slow  # trains a real bi-encoder and cross-encoder (seconds)
 def test_a_tiny_real_training_run_changes_the_model(tiny_fit):
     before, fit, texts = tiny_fit
     assert fit.stats["bi"]["steps"] >= 2 and fit.stats["cross"]["examples"] > 0
@@ -88,6 +89,7 @@ def test_a_tiny_real_training_run_changes_the_model(tiny_fit):
     assert fit.ranker.cross is not None
 
 
+@pytest.mark.slow  # the same training
 def test_a_trained_model_round_trips_through_a_saved_bundle(tiny_fit, tmp_path):
     _, fit, texts = tiny_fit
     bundle = write_bundle(tmp_path, 1, "bicross", fit.ranker.save)

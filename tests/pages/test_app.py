@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import Job
-from tests.fakes import job_params
+from tests.fakes import job_params, write
 from tests.pages.conftest import PAGES, app, signed_in, texts
 
 
@@ -292,3 +292,29 @@ def test_model_page_shows_each_sources_signal_and_contribution_for_a_try_documen
     assert named.loc["Myocardial Infarction", "name in text"] == 1.0
     parts = contributions.set_index("label").loc["Breast Neoplasms"]
     assert parts["sparse backend"] == pytest.approx(0.5 * named.loc["Breast Neoplasms", "sparse backend"], abs=1e-3)
+
+
+def test_model_page_pool_form_refuses_a_corpus_outside_the_corpus_folders(seeded, data_dir, tmp_path):
+    db = seeded["db"]
+    secret = write(tmp_path / ".streamlit" / "secrets.toml", 'OPENAI_API_KEY = "sk-do-not-show-me"\n')
+    good = write(data_dir / "corpora" / "docs.jsonl", '{"id": "a", "title": "Heart"}\n')
+    at = signed_in("pages/2_Model.py", seeded["admin"])
+    picker = next(m for m in at.multiselect if m.label == "New labels to build pools for")
+    corpus = next(t for t in at.text_input if t.label == "Pool corpus outside the project (optional)")
+    picker.set_value(servable_ids(db, seeded["project"])[:1])
+    corpus.set_value(str(secret))
+    next(b for b in at.button if b.label == "Build the pools").click().run()
+    assert "is outside the corpus folders" in texts(at) and "sk-do-not" not in texts(at)
+    with db.session() as s:
+        assert s.scalar(select(Job).where(Job.kind == "build_pools")) is None
+    next(t for t in at.text_input if t.label == "Pool corpus outside the project (optional)").set_value("docs.jsonl")
+    next(b for b in at.button if b.label == "Build the pools").click().run()
+    with db.session() as s:
+        job = s.scalar(select(Job).where(Job.kind == "build_pools"))
+    assert job is not None and job.params["corpus"] == str(good.resolve())
+
+
+def servable_ids(db, project_id):
+    from core.data.catalog import servable_labels
+
+    return [lab.id for lab in servable_labels(db, project_id)]

@@ -104,3 +104,21 @@ def test_an_annotator_is_offered_no_admin_action_and_no_other_project(campaign):
         assert at.selectbox(key="project_picker").options == ["Cardio"], page  # not the other project
     admin = signed_in("pages/2_Model.py", campaign["admin"])
     assert {"Start training", "Activate (or roll back to) this version"} <= {b.label for b in admin.button}
+
+
+HOSTILE_SPLIT = "![pixel](http://evil.example/p.png) [win](http://evil.example)"
+
+
+def test_imported_split_names_show_as_text_on_the_overview_and_the_annotate_page(seeded):
+    db = seeded["db"]
+    with db.session() as s:
+        s.execute(update(Document).where(Document.split == "train").values(split=HOSTILE_SPLIT))
+    unescaped = re.compile(r"(?<!\\)!(?<!\\)\[|(?<!\\)\]\(http")
+    overview = signed_in("overview.py", seeded["admin"])
+    assert not overview.exception
+    annotate = signed_in("pages/1_Annotate.py", seeded["annotator"])
+    annotate.radio(key="annotate_view").set_value("Browse documents").run()
+    assert not annotate.exception
+    for at in (overview, annotate):
+        assert HOSTILE_SPLIT in texts(at)  # shown as typed
+        assert [m for m in markdown_strings(at) if unescaped.search(m)] == []
