@@ -117,13 +117,17 @@ if user.is_admin:
             if not info.labels:
                 tax_file = st.file_uploader("Taxonomy (SKOS RDF/XML, Turtle, JSON-LD; MeSH tree TSV; CSV)",
                                             type=UPLOAD_TYPES["taxonomy"], key="tax_upload")
-                tax_format = st.selectbox("Format", ["guess from the name", "skos", "mesh-tree", "csv"], key="tax_fmt")
+                t = st.columns(2)
+                tax_format = t[0].selectbox("Format", ["guess from the name", "skos", "mesh-tree", "csv"], key="tax_fmt")
+                name_columns = t[1].text_input("Name columns of a table (the first non-empty one names a label, the "
+                                               "others are alternative names)", "label", key="tax_name_columns")
                 if st.button("Import taxonomy", disabled=tax_file is None, key="import_tax"):
                     path = run_action(lambda: save_upload(tax_file, "taxonomy"))
                     if path:
                         submit_job(db, user, "import_taxonomy", project_id, {
                             "path": str(path), "user_id": user.id,
-                            "format": None if tax_format.startswith("guess") else tax_format})
+                            "format": None if tax_format.startswith("guess") else tax_format,
+                            "label_columns": [c.strip() for c in name_columns.split(",") if c.strip()] or None})
             else:
                 st.caption(f"Taxonomy {plain(info.taxonomy_version)}: a new version is imported as an update on the "
                            "Taxonomy page.")
@@ -141,6 +145,8 @@ if user.is_admin:
                                  "documents as the test split (seeded; the report says how many)", value=True,
                                  key="corpus_holdout")
             share = h[1].number_input("Share held out (%)", 1, 90, 20, key="corpus_holdout_share", disabled=not hold)
+            as_split = st.text_input("Or import every document into one split (e.g. train, or test for a separate "
+                                     "evaluation file; no hold-out then)", "", key="corpus_as_split").strip()
             if not mapping["split"]:
                 st.caption("No split column is mapped: without the hold-out, every document is a training document "
                            "and a trained model cannot be evaluated.")
@@ -150,7 +156,7 @@ if user.is_admin:
                     submit_job(db, user, "import_corpus", project_id, {
                         "path": str(path), "format": fmt, "mapping": mapping,
                         "on_error": "skip" if skip else "abort", "user_id": user.id,
-                        "holdout": share / 100 if hold else 0.0})
+                        "holdout": share / 100 if hold and not as_split else 0.0, "split_value": as_split or None})
             job_panel(db, project_id, user, kinds=("import_taxonomy", "import_corpus"), limit=3)
     with st.expander("Users"):
         with st.form("new_user"):

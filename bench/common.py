@@ -129,7 +129,7 @@ SECTIONS = {
     "load": "bench.annotate", "annotate_postgres": "bench.annotate",
     "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
     "judge": "bench.judge", "first_hour": "bench.first_hour", "pools_at_scale": "bench.pools_at_scale",
-    "api": "bench.api",
+    "api": "bench.api", "tibkat": "bench.tibkat", "pages_at_scale": "bench.pages_at_scale",
 }
 
 

@@ -136,6 +136,8 @@ def cmd_train(args: argparse.Namespace, db: Database, settings: Settings) -> Non
     line = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "test_docs")
     print(f"{args.project}: trained version {out.get('model_version_id')} (active) in {result.get('minutes')} min"
           + (f"; on {metrics['test_docs']:,} test documents: {line}" if metrics else ""))
+    for note in result.get("budget_notes", []):
+        print(f"note: {note}", file=sys.stderr)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
 

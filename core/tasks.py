@@ -135,6 +135,7 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
     taxonomy_version_id, _ = _project_taxonomy(ctx)
     share = 1.0 / len(parts)
     made: dict[str, Any] = {}
+    notes: list[str] = []  # what a training left out (the time budget's plan, a part that could not be fitted)
     for n, part in enumerate(parts):
         lo = n * share
         if part == "bicross":
@@ -146,7 +147,9 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         else:
             fit = fit_baseline(pretrained, settings.device, labels, texts, gold, cfg,
                                stage(ctx.progress, lo, lo + share * 0.85))
-        metrics = evaluate_on_test(ctx, fit.ranker, lo + share * 0.86, part, test)
+        budget = fit.stats.get("budget", {})
+        metrics = evaluate_on_test(ctx, fit.ranker, lo + share * 0.86, part, test[:budget.get("eval_docs") or None])
+        notes += [f"{part}: {note}" for note in fit.stats.get("notes", [])]
         ctx.check_cancel()
         stats = flat_stats(fit.stats)
 
@@ -162,6 +165,8 @@ def train_model(ctx: JobContext) -> dict[str, Any]:
         )
         made[part] = {"model_version_id": version_id, "metrics": metrics}
     made["minutes"] = round((time.monotonic() - started) / 60, 2)
+    if notes:
+        made["budget_notes"] = notes
     if not test:
         made["warning"] = ("The project has no test documents: the model was not evaluated. Import documents with a "
                            "test split (or hold out a share when importing) to see its metrics.")

@@ -32,7 +32,9 @@ if not all_versions:
                                          if user.is_admin else " An admin builds or trains one."))
 else:
     st.dataframe(version_table(all_versions), hide_index=True, width="stretch")
-    st.caption("Metrics are measured on the project's test split when a version is trained.")
+    st.caption("Metrics are measured on the project's test split when a version is trained. Re-ranker: the documents "
+               "the cross-encoder re-ranks, decided on validation documents by the nDCG@10 it adds there (those the "
+               "first stage is least sure of, all, or none where it adds nothing: the first stage serves alone).")
     if user.is_admin:
         cols = st.columns([3, 2])
         servable = [v for v in all_versions if v.kind in versions.SERVING_KINDS]

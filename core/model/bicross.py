@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,8 @@ from core.data.concepts import LabelRow, label_text
 from core.errors import ModelError
 from core.model.baseline import BaselineRanker
 from core.model.cross import CrossScorer
-from core.model.encoders import load_bi_encoder
-from core.model.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, LearnedRanker
+from core.model.encoders import encode, load_bi_encoder
+from core.model.fusion import CROSS_FEATURES, FEATURES, Candidates, Fusion, LearnedRanker, margin
 from core.model.labels import LabelRanker, LabelTable
 from core.model.metrics import evaluate
 from core.model.ranker import BiCrossRanker, NeighbourMemory
@@ -40,9 +40,9 @@ MIN_LEARNED_DOCS = 50  # fewer validation documents than this: the blend, not a 
 
 
 def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], alts: int = 0,
-                     parents: int = 0) -> LabelTable:
-    """Label texts (preferred name, optionally with ``alts`` alternative names and ``parents`` parent
-    names) and training frequencies.
+                     parents: int = 0, terms: Mapping[int, Sequence[str]] | None = None) -> LabelTable:
+    """Label texts (preferred name, optionally with ``alts`` alternative names, ``parents`` parent names and the
+    ``terms`` that characterise a label's training documents: ``name: term, term, ...``) and training frequencies.
 
     Raises:
         ModelError: a label has no text to embed.
@@ -52,11 +52,46 @@ def make_label_table(labels: Sequence[LabelRow], doc_gold: Sequence[set[int]], a
         raise ModelError(f"{len(empty)} label(s) have no name to embed, e.g. {empty[:3]}; give them a preferred label.")
     freq = Counter(lab for gold in doc_gold for lab in gold)
     names = {lab.id: lab.pref_label for lab in labels}
+    terms = terms or {}
+    texts = [label_text(lab.pref_label, lab.alt_labels, alts, [names.get(p, "") for p in lab.parent_ids[:parents]])
+             for lab in labels]
     return LabelTable(np.array([lab.id for lab in labels], dtype=np.int64),
-                      [label_text(lab.pref_label, lab.alt_labels, alts,
-                                  [names.get(p, "") for p in lab.parent_ids[:parents]]) for lab in labels],
+                      [f"{t}: {', '.join(terms[lab.id])}" if terms.get(lab.id) else t for t, lab in zip(texts, labels, strict=True)],
                       [lab.external_id for lab in labels],
-                      np.array([freq.get(lab.id, 0) for lab in labels], dtype=np.float32))
+                      np.array([freq.get(lab.id, 0) for lab in labels], dtype=np.float32),
+                      [lab.pref_label for lab in labels])
+
+
+def characteristic_terms(texts: Sequence[str], gold: Sequence[set[int]], n: int) -> dict[int, list[str]]:
+    """Each label's ``n`` most characteristic words: the largest weights of the TF-IDF sum of its training documents
+    (English stop words and words in over a fifth of the documents left out). Text for the encoders that needs no
+    name: a subject known only by a German name is described by the English words of its records."""
+    from scipy import sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    labelled = [(t, g) for t, g in zip(texts, gold, strict=True) if g]
+    if n <= 0 or len(labelled) < 2:
+        return {}
+    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=2, max_df=max(0.2, 3 / len(labelled)), stop_words="english",
+                                 dtype=np.float32)
+    try:
+        x = vectorizer.fit_transform([t for t, _ in labelled])
+    except ValueError:  # no word in two documents
+        return {}
+    ids = sorted({lab for _, g in labelled for lab in g})
+    row = {lab: r for r, lab in enumerate(ids)}
+    pairs = [(row[lab], d) for d, (_, g) in enumerate(labelled) for lab in g]
+    owner = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), tuple(zip(*pairs, strict=True))),
+                          shape=(len(ids), len(labelled)))
+    weights = (owner @ x).tocsr()
+    vocab = vectorizer.get_feature_names_out()
+    out = {}
+    for r, lab in enumerate(ids):
+        start, end = weights.indptr[r], weights.indptr[r + 1]
+        top = weights.indices[start:end][np.argsort(-weights.data[start:end], kind="stable")[:n]]
+        if len(top):
+            out[int(lab)] = [str(vocab[j]) for j in top]
+    return out
 
 
 def validation_split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -122,12 +157,15 @@ class Validation:
     first: list[np.ndarray] = field(default_factory=list)
 
 
-def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned", seed: int = 0) -> dict[str, Any]:
+def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned", seed: int = 0,
+                    out_of_fold: bool = True) -> dict[str, Any]:
     """Fit how candidates are ranked before the cross-encoder, on validation documents.
 
     ``learned``: LambdaMART over every candidate's features (with enough documents), else the grid-tuned
     blend. Fills ``val.sets`` and ``val.first``: each document's first-stage scores from a model fitted
-    without it (``FOLDS``-fold cross-fitting), so the second stage sees scores as good as on new documents.
+    without it (``FOLDS``-fold cross-fitting), so the second stage sees scores as good as on new documents;
+    without ``out_of_fold`` (no second stage to fit), one fold scored out of fold for an honest validation figure
+    and the fitted model's own scores for the others.
     """
     if not val.texts:
         return {"fusion": "blend (no validation documents)"}
@@ -139,17 +177,24 @@ def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned
         targets = _targets(val.sets, val.gold)
         ranker.fusion.first = LearnedRanker.fit([val.sets[i].features for i in keep], [targets[i] for i in keep],
                                                 FEATURES, seed)
-        val.first = [np.zeros(0, dtype=np.float32)] * len(val.sets)
-        for fold in range(FOLDS):
+        val.first = [ranker.fusion.first.score(c.features) for c in val.sets]
+        # Five folds give every document an out-of-fold score (the second stage's input); without a second stage one
+        # fold is enough for an honest validation figure.
+        folds = range(FOLDS) if out_of_fold else range(1)
+        scored: list[int] = []
+        for fold in folds:
             held = set(range(fold, len(val.sets), FOLDS))
             model = LearnedRanker.fit([val.sets[i].features for i in keep if i not in held],
                                       [targets[i] for i in keep if i not in held], FEATURES, seed)
-            for i in held:
+            for i in sorted(held):
                 val.first[i] = model.score(val.sets[i].features)
+                scored.append(i)
         out["fusion"] = "learned"
         out["first_importance"] = ranker.fusion.first.importance()
-        out[f"val_first_oof_{TUNE_METRIC}"] = evaluate(_rankings(val.sets, val.first), val.gold,
-                                                       (TUNE_METRIC,))[TUNE_METRIC]
+        out[f"val_first_oof_{TUNE_METRIC}"] = evaluate(_rankings([val.sets[i] for i in scored],
+                                                                 [val.first[i] for i in scored]),
+                                                       [val.gold[i] for i in scored], (TUNE_METRIC,))[TUNE_METRIC]
+        out["val_first_oof_docs"] = len(scored)
     else:
         ranker.fusion.first = None
         val.first = [ranker.fusion.blend.first_stage(c) for c in val.sets]
@@ -183,6 +228,60 @@ def fit_second_stage(ranker: BiCrossRanker, val: Validation, seed: int = 0) -> d
         ranker.fusion.second = LearnedRanker.fit([rows[i] for i in keep], [targets[i] for i in keep],
                                                  CROSS_FEATURES, seed)
         out["second_importance"] = ranker.fusion.second.importance()
+        # The rule below compares the two stages on documents neither was fitted on: the second stage cross-fitted.
+        seconds: list[np.ndarray] = [np.zeros(0)] * len(heads)
+        for fold in range(FOLDS):
+            held = set(range(fold, len(heads), FOLDS))
+            model = LearnedRanker.fit([rows[i] for i in keep if i not in held], [targets[i] for i in keep if i not in held],
+                                      CROSS_FEATURES, seed)
+            for i in held:
+                seconds[i] = model.score(rows[i])
+    else:
+        seconds = [blend.final(f, lg) for f, lg in zip(blend_firsts, logits, strict=True)]
+    out.update(fit_rerank_rule(ranker.fusion, heads, firsts, seconds, val.gold))
+    return out
+
+
+MIN_RERANK_GAIN = 0.005  # validation nDCG@10 the re-ranker must add over the first stage, else the first stage serves
+RERANK_TOLERANCE = 0.002  # the cascade re-ranks the fewest documents whose gain is this close to the best one
+RERANK_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def fit_rerank_rule(fusion: Fusion, heads: Sequence[Candidates], firsts: Sequence[np.ndarray],
+                    seconds: Sequence[np.ndarray], gold: Sequence[set[int]]) -> dict[str, Any]:
+    """Decide which documents the re-ranker reads, from validation documents' out-of-fold first-stage scores
+    (``firsts``, best first, for the shortlists ``heads``) and second-stage scores (``seconds``).
+
+    For each share of the documents the first stage is least sure of (the smallest :func:`margin`), the nDCG@10 that
+    re-ranking them alone adds over the first stage; the rule re-ranks the smallest share within ``RERANK_TOLERANCE``
+    of the best gain ("all" when that is every document), and none ("off") when no share adds ``MIN_RERANK_GAIN``:
+    a re-ranker that learned nothing the first stage knows costs its latency for nothing.
+    """
+    if not heads:
+        return {}
+    first = np.array([evaluate([[int(i) for i in h.ids]], [g], (TUNE_METRIC,))[TUNE_METRIC]
+                      for h, g in zip(heads, gold, strict=True)])
+    second = np.array([evaluate(_rankings([h], [s]), [g], (TUNE_METRIC,))[TUNE_METRIC]
+                       for h, s, g in zip(heads, seconds, gold, strict=True)])
+    margins = np.array([margin(f) for f in firsts])
+    ordered = np.sort(margins)
+    gains = {}
+    for share in RERANK_SHARES:
+        cut = float("inf") if share >= 1.0 else float(ordered[int(share * len(ordered))])
+        chosen = margins < cut
+        gains[share] = (float(np.mean(np.where(chosen, second, first)) - np.mean(first)), cut, float(chosen.mean()))
+    best = max(g for g, _, _ in gains.values())
+    out: dict[str, Any] = {f"val_first_oof_shortlist_{TUNE_METRIC}": float(first.mean()),
+                           f"val_second_oof_{TUNE_METRIC}": float(second.mean()),
+                           "rerank_gains": {f"{k:.1f}": round(v[0], 4) for k, v in gains.items()}}
+    if best < MIN_RERANK_GAIN:
+        fusion.rerank, fusion.rerank_margin, fusion.rerank_gain, fusion.rerank_share = "off", float("inf"), best, 0.0
+    else:
+        share = min(k for k, (g, _, _) in gains.items() if g >= best - RERANK_TOLERANCE)
+        gain, cut, fraction = gains[share]
+        fusion.rerank = "all" if share >= 1.0 else "cascade"
+        fusion.rerank_margin, fusion.rerank_gain, fusion.rerank_share = cut, gain, fraction
+    out.update(rerank_rule=fusion.rerank, rerank_gain=fusion.rerank_gain, rerank_share=fusion.rerank_share)
     return out
 
 
@@ -207,10 +306,10 @@ def choose_cpu_runtime(ranker: BiCrossRanker, texts: list[str]) -> dict[str, Any
         return {}
     with tempfile.TemporaryDirectory() as tmp:
         files = torch_cross.export_onnx(Path(tmp))
-        reference = ranker.rank(texts, k=10)
+        reference = ranker.rank(texts, k=10, every=True)
         ranker.cross = OnnxCrossScorer(torch_cross.path, Path(tmp) / files["int8"], torch_cross.max_length)
         try:
-            agreement = top_k_agreement(reference, ranker.rank(texts, k=10))
+            agreement = top_k_agreement(reference, ranker.rank(texts, k=10, every=True))
         finally:
             ranker.cross = torch_cross
     torch_cross.cpu_runtime = "onnx-int8" if agreement >= INT8_AGREEMENT else "onnx"
@@ -219,39 +318,65 @@ def choose_cpu_runtime(ranker: BiCrossRanker, texts: list[str]) -> dict[str, Any
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """When each training loop must stop for a job to end by its deadline (``time.monotonic()`` seconds).
+    """When each training loop must stop for a job to end by its deadline (``time.monotonic()`` seconds), and what
+    the budget cannot afford.
 
-    The work after the loops (embedding labels and training documents, the sparse fit, the fusion on the
-    validation documents, the evaluation, and with a cross-encoder its scoring, export and int8 check) is
-    estimated from ``doc_seconds``, the measured time to embed one document, in the units below, with a
-    safety margin; the loops share what is left (the bi-encoder ``BI_SHARE`` of it when both train).
+    Made after the sparse backend is fitted (its time is then known). The work after the loops (embedding labels and
+    training documents, the fusion on the validation documents, the evaluation, and with a cross-encoder its
+    negative mining, scoring, export and int8 check) is estimated from ``doc_seconds``, the measured time to embed
+    one document, in the units below, with a safety margin; the loops share what is left (the bi-encoder
+    ``BI_SHARE`` of it when both train). A cross-encoder whose work would take more than ``CROSS_AT_MOST`` of the
+    time left is not trained (``train_cross`` false, ``note`` says why): at a library's scale on a CPU, scoring 30
+    candidates of every validation and test document costs hours, and the bi-encoder would get nothing. The
+    evaluation gets at most ``EVAL_AT_MOST`` of the budget: beyond it, the first ``eval_docs`` test documents.
     """
 
     bi_deadline: float | None
     cross_deadline: float | None
     doc_seconds: float
     reserved_seconds: float
+    train_cross: bool = False
+    eval_docs: int = 0
+    note: str = ""
 
-    PER_LABEL, PER_TRAIN_DOC, PER_RANKED_DOC = 0.1, 1.2, 1.5  # in documents embedded
+    # In documents embedded; measured on TIBKAT (41k subjects, 37k records, 2 cores): the neighbour memory's
+    # embedding 1.05 per training record, the fusion's candidates and fit 3.4 per validation record.
+    PER_LABEL, PER_TRAIN_DOC, PER_VALIDATION_DOC, PER_RANKED_DOC = 0.1, 1.1, 3.5, 1.5
     PER_CROSS_DOC = 32.0  # one document's candidates scored by the cross-encoder
-    FIXED_S, CROSS_FIXED_S, MARGIN, BI_SHARE = 30.0, 60.0, 1.3, 0.6
+    FIXED_S, CROSS_FIXED_S, MARGIN, BI_SHARE = 30.0, 60.0, 1.1, 0.6
+    CROSS_AT_MOST, EVAL_AT_MOST = 0.5, 0.15
 
     @classmethod
     def make(cls, deadline: float, cfg: TrainConfig, doc_seconds: float, labels: int, train_docs: int,
-             validation_docs: int, eval_docs: int) -> BudgetPlan:
-        units = cls.PER_LABEL * labels + cls.PER_TRAIN_DOC * train_docs + cls.PER_RANKED_DOC * (validation_docs + eval_docs)
-        fixed = cls.FIXED_S
-        if cfg.train_cross:  # mining negatives, the second stage (5 folds of validation scores), the int8 check, eval
-            units += cls.PER_RANKED_DOC * train_docs + cls.PER_CROSS_DOC * (3 * validation_docs + eval_docs)
-            fixed += cls.CROSS_FIXED_S
-        reserved = cls.MARGIN * (units * doc_seconds + fixed)
+             validation_docs: int, eval_docs: int, now: float | None = None) -> BudgetPlan:
+        now = time.monotonic() if now is None else now
+        left = max(0.0, deadline - now)
+        cap = int(cls.EVAL_AT_MOST * left / (cls.MARGIN * cls.PER_RANKED_DOC * doc_seconds)) if doc_seconds > 0 else 0
+        evaluated = min(eval_docs, max(cap, min(eval_docs, 500)))
+        units = (cls.PER_LABEL * labels + cls.PER_TRAIN_DOC * train_docs * bool(cfg.neighbours)
+                 + cls.PER_VALIDATION_DOC * validation_docs + cls.PER_RANKED_DOC * evaluated)
+        base = cls.MARGIN * (units * doc_seconds + cls.FIXED_S)
+        # Mining negatives, the second stage (5 folds of validation scores), the int8 check, the evaluation.
+        cross_units = cls.PER_RANKED_DOC * train_docs + cls.PER_CROSS_DOC * (3 * validation_docs + evaluated)
+        cross = cls.MARGIN * (cross_units * doc_seconds + cls.CROSS_FIXED_S) if cfg.train_cross else 0.0
+        notes = []
+        if evaluated < eval_docs:
+            notes.append(f"evaluated on the first {evaluated:,} of {eval_docs:,} test documents (the evaluation gets "
+                         f"at most {cls.EVAL_AT_MOST:.0%} of the budget)")
+        train_cross = cfg.train_cross
+        if train_cross and cross > cls.CROSS_AT_MOST * max(0.0, left - base):
+            train_cross, cross = False, 0.0
+            notes.append(f"no cross-encoder: its work would take about {cls.MARGIN * (cross_units * doc_seconds) / 60:,.0f} "
+                         f"min of the {max(0.0, left - base) / 60:,.0f} min left for training")
+        reserved = base + cross
         loops_end = deadline - reserved
+        note = "; ".join(notes)
         if not cfg.train_bi:
-            return cls(None, loops_end, doc_seconds, reserved)
-        if not cfg.train_cross:
-            return cls(loops_end, None, doc_seconds, reserved)
-        bi_end = time.monotonic() + cls.BI_SHARE * max(0.0, loops_end - time.monotonic())
-        return cls(bi_end, max(bi_end, loops_end), doc_seconds, reserved)
+            return cls(None, loops_end, doc_seconds, reserved, train_cross, evaluated, note)
+        if not train_cross:
+            return cls(loops_end, None, doc_seconds, reserved, False, evaluated, note)
+        bi_end = now + cls.BI_SHARE * max(0.0, loops_end - now)
+        return cls(bi_end, max(bi_end, loops_end), doc_seconds, reserved, True, evaluated, note)
 
 
 def doc_seconds(encoder: Any, texts: Sequence[str], sample: int = 64) -> float:
@@ -283,40 +408,57 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     tr, val = validation_split(len(texts), cfg.validation_share, cfg.seed)
     tr_texts, tr_gold = [texts[i] for i in tr], [gold[i] for i in tr]
     val_texts, val_gold = [texts[i] for i in val], [gold[i] for i in val]
-    table = make_label_table(labels, tr_gold, cfg.label_alts, cfg.label_parents)
+    terms = characteristic_terms(tr_texts, tr_gold, cfg.label_terms) if cfg.label_terms else None
+    table = make_label_table(labels, tr_gold, cfg.label_alts, cfg.label_parents, terms)
     known = set(int(i) for i in table.ids)
     tr_gold = [{g for g in s if g in known} for s in tr_gold]
     val_gold = [{g for g in s if g in known} for s in val_gold]
-    stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table)}
+    stats: dict[str, Any] = {"train_docs": len(tr), "validation_docs": len(val), "labels": len(table),
+                             "labels_with_terms": len(terms or {}), "notes": []}  # notes: what was left out
     started = time.monotonic()
     bi = load_bi_encoder(encoder_path, device, cfg.max_seq_length)
+    sparse = None
+    if cfg.sparse:  # first: it does not need the bi-encoder, and a budget's plan then knows what it cost
+        progress(0.01, f"training the sparse backend (TF-IDF + Omikuji) on {len(tr):,} documents")
+        clock = time.monotonic()
+        try:
+            sparse = SparseBackend.fit(tr_texts, tr_gold, SparseConfig(seed=cfg.seed))
+        except ModelError as exc:  # e.g. too few documents for a vocabulary: the other sources still rank
+            stats["notes"].append(f"no sparse backend: {exc}")
+        stats["sparse_seconds"] = time.monotonic() - clock
+    train_cross = cfg.train_cross
     plan = None
     if deadline is not None:
         plan = BudgetPlan.make(deadline, cfg, doc_seconds(bi, tr_texts), len(table), len(tr), len(val), eval_docs)
-        stats["budget"] = {"reserved_seconds": plan.reserved_seconds, "doc_seconds": plan.doc_seconds}
+        stats["budget"] = {"reserved_seconds": plan.reserved_seconds, "doc_seconds": plan.doc_seconds,
+                           "eval_docs": plan.eval_docs, "note": plan.note}
+        stats["notes"] += [plan.note] if plan.note else []
+        train_cross = plan.train_cross
     if cfg.train_bi:
         label_texts = table.text_map()
-        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.0, 0.4),
+        stats["bi"] = train_bi_encoder(bi, tr_texts, tr_gold, label_texts, cfg, stage(progress, 0.03, 0.4),
                                        deadline=plan and plan.bi_deadline)
-    progress(0.41, "embedding labels and building the HNSW index")
+    progress(0.41, f"embedding {len(table):,} labels and building the HNSW index")
     fusion = Fusion(candidates=cfg.candidates, sparse_candidates=cfg.sparse_candidates if cfg.sparse else 0,
                     neighbours=cfg.neighbours)
     ranker = BiCrossRanker.build(bi, table, fusion=fusion)
-    if cfg.sparse:
-        progress(0.42, "training the sparse backend (TF-IDF + Omikuji)")
-        clock = time.monotonic()
-        ranker.sparse = SparseBackend.fit(tr_texts, tr_gold, SparseConfig(seed=cfg.seed))
-        stats["sparse_seconds"] = time.monotonic() - clock
+    ranker.sparse = sparse
     tr_vectors = None
     if cfg.neighbours:
-        tr_vectors = ranker.embed_documents(tr_texts)
+        clock = time.monotonic()
+        tr_vectors = encode(bi, tr_texts, progress=lambda done, total: progress(
+            0.42 + 0.03 * done / total, f"embedding the training documents for the neighbour memory: {done:,} of "
+                                        f"{total:,}"))
         ranker.memory = NeighbourMemory(tr_vectors, [sorted(g) for g in tr_gold])
-    progress(0.45, "fitting the first stage of the fusion on the validation documents")
+        stats["memory_seconds"] = time.monotonic() - clock
+    progress(0.45, f"fitting the first stage of the fusion on {len(val):,} validation documents")
     clock = time.monotonic()
     validation = Validation(val_texts, val_gold)
-    stats.update(fit_first_stage(ranker, validation, cfg.fusion, cfg.seed))
+    # Out-of-fold first-stage scores only serve the second stage, which needs a cross-encoder.
+    stats.update(fit_first_stage(ranker, validation, cfg.fusion, cfg.seed,
+                                 out_of_fold=train_cross or (base is not None and base.cross is not None)))
     stats["first_seconds"] = time.monotonic() - clock
-    if cfg.train_cross:
+    if train_cross:
         progress(0.47, "mining cross-encoder negatives from the merged candidates")
         rng = random.Random(cfg.seed)
         cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k, doc_vectors=tr_vectors)
@@ -333,7 +475,7 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
         clock = time.monotonic()
         stats.update(fit_second_stage(ranker, validation, cfg.seed))
         stats["second_seconds"] = time.monotonic() - clock
-        if cfg.train_cross:
+        if train_cross:
             progress(0.97, "checking the int8 ONNX cross-encoder against PyTorch on the validation documents")
             stats.update(choose_cpu_runtime(ranker, val_texts))
     stats["train_seconds"] = time.monotonic() - started

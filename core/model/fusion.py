@@ -26,6 +26,18 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
 
 
+MARGIN_RANKS = (5, 10)  # the cascade reads how far apart the first stage puts the labels at these ranks
+
+
+def margin(first: np.ndarray) -> float:
+    """How sure the first stage is of a document's top ranks: its score at rank ``MARGIN_RANKS[0]`` minus the one at
+    ``MARGIN_RANKS[1]`` (``first``: the scores, best first; in a shorter list its last score and the one above)."""
+    if len(first) < 2:
+        return float("inf")
+    b = min(MARGIN_RANKS[1], len(first)) - 1
+    return float(first[min(MARGIN_RANKS[0] - 1, b - 1)] - first[b])
+
+
 # +1: the score may only rise with the feature (relevance signals); 0: free.
 MONOTONE = {"cosine": 1, "cosine_gap": 1, "prior": 0, "seen": 0, "lexical": 1, "sparse": 1, "neighbours": 1,
             "first_stage": 1, "cross": 1}
@@ -132,6 +144,13 @@ class Fusion:
     prior_candidates: int = 20
     sparse_candidates: int = 50
     neighbours: int = 20
+    # Which documents the re-ranker reads (decided on validation, :func:`core.model.bicross.fit_rerank_rule`):
+    # "all", "cascade" (where the first stage is unsure: its scores at ranks MARGIN_RANKS differ by less than
+    # ``rerank_margin``) or "off" (it added nothing: the first stage serves alone).
+    rerank: str = "all"
+    rerank_margin: float = float("inf")
+    rerank_gain: float | None = None  # the validation nDCG@10 the rule adds over the first stage (out of fold)
+    rerank_share: float | None = None  # the share of validation documents the rule re-ranks
 
     def first_stage(self, c: Candidates) -> np.ndarray:
         if self.first is not None:
@@ -165,6 +184,12 @@ class Fusion:
             rows.append(row)
         return rows
 
+    def unsure(self, first: np.ndarray) -> bool:
+        """Whether the rule re-ranks a document with these first-stage scores (best first)."""
+        if self.rerank == "off":
+            return False
+        return self.rerank == "all" or margin(first) < self.rerank_margin
+
     @property
     def learned(self) -> bool:
         return self.first is not None
@@ -174,6 +199,8 @@ class Fusion:
                                "prior_candidates": self.prior_candidates,
                                "sparse_candidates": self.sparse_candidates, "neighbours": self.neighbours}
         out["learned"] = [s is not None for s in (self.first, self.second)]
+        out["rerank"] = {"rule": self.rerank, "margin": None if np.isinf(self.rerank_margin) else self.rerank_margin,
+                         "gain": self.rerank_gain, "share": self.rerank_share}
         return out
 
     def save(self, folder: Path) -> dict[str, Any]:
@@ -196,5 +223,9 @@ class Fusion:
             path = folder / f"fusion_{name}.txt"
             models[name] = (LearnedRanker(tuple(json.loads((folder / f"fusion_{name}.json").read_text())),
                                           path.read_text()) if path.is_file() else None)
+        rule = entry.get("rerank") or {}  # bundles written before the rule re-rank every document
+        margin_ = rule.get("margin")
         return cls(Blend(**entry["blend"]), models["first"], models["second"], entry["candidates"], entry["retrieve"],
-                   entry["prior_candidates"], entry["sparse_candidates"], entry["neighbours"])
+                   entry["prior_candidates"], entry["sparse_candidates"], entry["neighbours"],
+                   rule.get("rule", "all"), float("inf") if margin_ is None else float(margin_), rule.get("gain"),
+                   rule.get("share"))

@@ -46,15 +46,19 @@ def check_texts(texts: list[str]) -> None:
 
 @dataclass
 class LabelTable:
-    """The servable labels: row ids, the text the models read, and training frequency (the prior)."""
+    """The servable labels: row ids, the text the models read, training frequency (the prior), and the names a
+    document may mention them by (default: the texts; a text enriched with more than the name keeps the name here)."""
 
     ids: np.ndarray
     texts: list[str]
     external_ids: list[str]
     freq: np.ndarray
+    names: list[str] | None = None
 
     def __post_init__(self) -> None:
         self._row = {int(i): r for r, i in enumerate(self.ids)}
+        if self.names is None:
+            self.names = list(self.texts)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -84,24 +88,26 @@ class LabelTable:
         for i, t, e in zip(ids, texts, external_ids, strict=True):
             if int(i) in self._row:
                 r = self._row[int(i)]
-                self.texts[r], self.external_ids[r] = t, e
+                self.texts[r], self.external_ids[r], self.names[r] = t, e, t
                 continue
             self.ids = np.append(self.ids, np.int64(i))
             self.texts.append(t)
+            self.names.append(t)
             self.external_ids.append(e)
             self.freq = np.append(self.freq, np.float32(freq))
             self._row[int(i)] = len(self.ids) - 1
 
     def save(self, folder: Path) -> None:
-        rows = [{"id": int(i), "external_id": e, "text": t, "freq": float(f)}
-                for i, e, t, f in zip(self.ids, self.external_ids, self.texts, self.freq, strict=True)]
+        rows = [{"id": int(i), "external_id": e, "text": t, "freq": float(f), **({"name": n} if n != t else {})}
+                for i, e, t, f, n in zip(self.ids, self.external_ids, self.texts, self.freq, self.names, strict=True)]
         (folder / "labels.json").write_text(json.dumps(rows))
 
     @classmethod
     def load(cls, folder: Path) -> LabelTable:
         rows = json.loads((folder / "labels.json").read_text())
         return cls(np.array([r["id"] for r in rows], dtype=np.int64), [r["text"] for r in rows],
-                   [r["external_id"] for r in rows], np.array([r.get("freq", 0.0) for r in rows], dtype=np.float32))
+                   [r["external_id"] for r in rows], np.array([r.get("freq", 0.0) for r in rows], dtype=np.float32),
+                   [r.get("name", r["text"]) for r in rows])
 
 
 def resolve_path(bundle: Path, path: str) -> Path:

@@ -114,7 +114,7 @@ class BiCrossRanker:
 
     def _refresh_prior(self) -> None:
         """Derive the name matcher, the prior and the always-considered frequent labels from the table."""
-        self._lexical = LexicalMatcher(self.table.ids, self.table.texts)
+        self._lexical = LexicalMatcher(self.table.ids, self.table.names)
         self._refresh_frequent()
 
     def _refresh_frequent(self) -> None:
@@ -221,21 +221,27 @@ class BiCrossRanker:
         return [preds[i] for i in order]
 
     def rank(self, texts: list[str], k: int = 10, rerank: bool = True,
-             doc_vectors: np.ndarray | None = None) -> list[list[Prediction]]:
-        """Top-``k`` labels per text: the first stage's shortlist, re-ranked with the cross-encoder when present
-        (``doc_vectors``: the texts' bi-encoder vectors, when already computed)."""
+             doc_vectors: np.ndarray | None = None, every: bool = False) -> list[list[Prediction]]:
+        """Top-``k`` labels per text: the first stage's shortlist, re-ranked with the cross-encoder when present and
+        where the bundle's rule says it pays (``Fusion.rerank``; ``every``: each document, whatever the rule says;
+        ``rerank`` false: the first stage alone). ``doc_vectors``: the texts' bi-encoder vectors, when computed."""
         check_texts(texts)
         started = time.perf_counter()
         lists = self.shortlist(texts, doc_vectors, n=max(k, self.fusion.candidates))
         self.timings["bi"] += time.perf_counter() - started
-        if not rerank or self.cross is None:
-            return [self.order(c, first, None)[:k] for c, first in lists]
+        chosen = [i for i, (_, first) in enumerate(lists) if every or self.fusion.unsure(first)] \
+            if rerank and self.cross is not None else []
+        out = [self.order(c, first, None)[:k] for c, first in lists]
+        if not chosen:
+            return out
         # Only the first stage's top candidates are worth the cross-encoder; the rest keep their order below them.
         n = self.fusion.candidates
-        heads = [Candidates(c.ids[:n], c.features[:n]) for c, _ in lists]
-        logits = self.cross_logits(texts, heads)
-        return [self.below(self.order(head, first[:n], lg), c.ids[n:k], first[n - 1:k])[:k]
-                for head, lg, (c, first) in zip(heads, logits, lists, strict=True)]
+        heads = [Candidates(lists[i][0].ids[:n], lists[i][0].features[:n]) for i in chosen]
+        logits = self.cross_logits([texts[i] for i in chosen], heads)
+        for i, head, lg in zip(chosen, heads, logits, strict=True):
+            c, first = lists[i]
+            out[i] = self.below(self.order(head, first[:n], lg), c.ids[n:k], first[n - 1:k])[:k]
+        return out
 
     @staticmethod
     def below(head: list[Prediction], tail_ids: np.ndarray, first: np.ndarray) -> list[Prediction]:

@@ -55,6 +55,10 @@ class TrainConfig:
     baseline_epochs: int = 8
     baseline_lr_head: float = 3e-3
     label_alts: int = 0
+    # Words that characterise a label's training documents, appended to its name as the text the encoders read
+    # (0: the name alone). On held-out TIBKAT training records it lifted the pretrained encoder's R@10 from .333 to
+    # .419, and from .146 to .345 on subjects known only by a German name (bench/tibkat.py).
+    label_terms: int = 6
     label_parents: int = 0
     validation_share: float = 0.1
     time_budget_min: float = 0.0  # 0: none; else the whole job (training, fitting, evaluation) aims to end within it

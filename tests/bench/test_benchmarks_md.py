@@ -25,3 +25,11 @@ def test_every_section_has_a_bench_and_a_results_file():
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_a_generated_section_is_what_its_bench_renders_from_its_results(name):
     assert render_section(name).strip() == blocks()[name], "re-render with: python -m bench.common"
+
+
+def test_the_readmes_worked_example_is_what_the_scale_bench_runs():
+    from bench.tibkat import commands
+
+    block = (ROOT / "README.md").read_text().split("<!-- tibkat -->", 1)[1].split("<!-- /tibkat -->", 1)[0]
+    code = block.split("```bash", 1)[1].split("```", 1)[0]
+    assert [line.strip() for line in code.splitlines() if line.strip()] == commands()

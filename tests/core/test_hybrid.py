@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.data.concepts import LabelRow
 from core.errors import ModelError
-from core.model.bicross import Validation, fit_first_stage, make_label_table, top_k_agreement
+from core.model.bicross import Validation, fit_first_stage, fit_rerank_rule, make_label_table, top_k_agreement
 from core.model.encoders import load_bi_encoder
-from core.model.fusion import FEATURES, Blend, Candidates, Fusion, LearnedRanker
+from core.model.fusion import FEATURES, Blend, Candidates, Fusion, LearnedRanker, margin
 from core.model.labels import Prediction
 from core.model.loading import load_ranker
 from core.model.ranker import BiCrossRanker, NeighbourMemory
@@ -257,6 +258,7 @@ def test_a_trained_bundle_keeps_one_score_scale_in_every_runtime(encoder_path, t
     ranker.cross = cross
     fit_second_stage(ranker, validation)
     assert ranker.fusion.learned and ranker.fusion.second is not None
+    ranker.fusion.rerank = "all"  # whatever the rule decided on these few documents: every ranking re-ranked here
     bundle = write_bundle(tmp_path, 1, "bicross", ranker.save)
     for runtime in ("torch", "onnx", "onnx-int8"):
         monkeypatch.setenv("XMTC_CROSS_RUNTIME", runtime)
@@ -268,3 +270,96 @@ def test_a_trained_bundle_keeps_one_score_scale_in_every_runtime(encoder_path, t
         second = loaded.fusion.second.score
         loaded.fusion.second.score = lambda x, second=second: second(x) - 100.0
         assert_one_scale(loaded, texts[130:], ks=(4, 5, 44))
+
+
+class CountingCross(ScriptedCross):
+    """The scripted cross-encoder, counting the documents it reads."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def logits_np(self, label_texts, doc_texts, batch_size=64):
+        self.read += [d for d in dict.fromkeys(doc_texts)]
+        return super().logits_np(label_texts, doc_texts, batch_size)
+
+
+def shortlists(n_docs: int, sure: int, seed: int = 0):
+    """Validation shortlists of 10 labels: the first ``sure`` documents have a wide first-stage margin and their gold
+    label first; the others a narrow margin and their gold label last, where a second stage that reads the
+    document (scores the gold label highest) finds it."""
+    rng = np.random.default_rng(seed)
+    heads, firsts, seconds, gold = [], [], [], []
+    for d in range(n_docs):
+        ids = np.arange(100 * d, 100 * d + 10, dtype=np.int64)
+        spread = 5.0 if d < sure else 0.01
+        first = np.linspace(spread, 0.0, 10, dtype=np.float32) + rng.uniform(0, 1e-3)
+        heads.append(Candidates(ids, np.zeros((10, len(FEATURES)), dtype=np.float32)))
+        firsts.append(first)
+        g = int(ids[0] if d < sure else ids[-1])
+        second = np.zeros(10, dtype=np.float32)
+        second[list(ids).index(g)] = 1.0
+        seconds.append(second)
+        gold.append({g})
+    return heads, firsts, seconds, gold
+
+
+def test_the_rerank_rule_re_ranks_only_where_the_first_stage_is_unsure_and_where_that_pays():
+    heads, firsts, seconds, gold = shortlists(100, sure=70)
+    fusion = Fusion()
+    stats = fit_rerank_rule(fusion, heads, firsts, seconds, gold)
+    # The 30 unsure documents gain, the 70 sure ones neither gain nor lose: the smallest share with the whole gain.
+    assert fusion.rerank == "cascade" and fusion.rerank_share == pytest.approx(0.3)
+    assert fusion.rerank_gain == pytest.approx(stats["rerank_gains"]["1.0"], abs=1e-3) and fusion.rerank_gain > 0.1
+    assert all(fusion.unsure(f) for f in firsts[70:]) and not any(fusion.unsure(f) for f in firsts[:70])
+    # A second stage that puts every gold label last only loses: the first stage serves alone.
+    worse = [np.where(s > 0, 0.0, 1.0).astype(np.float32) for s in seconds]
+    off = Fusion()
+    assert fit_rerank_rule(off, heads, firsts, worse, gold)["rerank_rule"] == "off"
+    assert not any(off.unsure(f) for f in firsts)
+    # Where every document gains, every document is re-ranked.
+    every = Fusion()
+    assert fit_rerank_rule(every, *shortlists(100, sure=0))["rerank_rule"] == "all"
+    assert every.unsure(firsts[0])
+
+
+def test_the_ranker_follows_the_rule_and_a_bundle_keeps_it(hybrid, tmp_path):
+    ranker, texts, _ = hybrid
+    docs = texts[60:70]
+    cross, ranker.cross = ranker.cross, CountingCross()
+    fusion = ranker.fusion
+    try:
+        margins = [margin(first) for _, first in ranker.shortlist(docs)]
+        ranker.fusion.rerank, ranker.fusion.rerank_margin = "cascade", float(np.median(margins))
+        ranker.rank(docs, k=3)
+        unsure = {t for t, m in zip(docs, margins, strict=True) if m < ranker.fusion.rerank_margin}
+        assert set(ranker.cross.read) == unsure and 0 < len(unsure) < len(docs)
+        ranked = ranker.rank(docs, k=3)
+        first_only = ranker.rank(docs, k=3, rerank=False)
+        for t, r, f in zip(docs, ranked, first_only, strict=True):
+            if t not in unsure:  # a document the first stage is sure of keeps its ranking and its scores
+                assert [(p.label_id, p.score) for p in r] == [(p.label_id, p.score) for p in f]
+            else:  # the scripted cross-encoder reverses the head it reads
+                assert r[0].cross_score is not None
+        ranker.cross.read.clear()
+        ranker.rank(docs, k=3, every=True)
+        assert set(ranker.cross.read) == set(docs)
+        ranker.fusion.rerank = "off"
+        ranker.cross.read.clear()
+        assert [[p.label_id for p in r] for r in ranker.rank(docs, k=3)] == \
+            [[p.label_id for p in r] for r in first_only] and not ranker.cross.read
+        ranker.fusion.rerank, ranker.fusion.rerank_gain, ranker.fusion.rerank_share = "cascade", 0.012, 0.5
+        ranker.cross = cross
+        loaded = load_ranker(write_bundle(tmp_path, 1, "bicross", ranker.save), "cpu").fusion
+        assert (loaded.rerank, loaded.rerank_margin, loaded.rerank_gain, loaded.rerank_share) == \
+            ("cascade", pytest.approx(ranker.fusion.rerank_margin), 0.012, 0.5)
+    finally:
+        ranker.cross = cross
+        ranker.fusion = fusion
+        fusion.rerank, fusion.rerank_margin, fusion.rerank_gain, fusion.rerank_share = "all", float("inf"), None, None
+
+
+def test_a_bundle_written_before_the_rule_re_ranks_every_document():
+    entry = Fusion().to_json()
+    del entry["rerank"]
+    loaded = Fusion.load(Path("/nonexistent"), entry)
+    assert loaded.rerank == "all" and loaded.unsure(np.zeros(10, dtype=np.float32))
