@@ -302,15 +302,18 @@ class ActiveLearningCycle:
         seconds["sparse"], clock = time.monotonic() - clock, time.monotonic()
         # Prototypes, memory and sparse backend learned every answer above; the cross-encoder learns the fresh
         # answers it takes (yes, and no when negative answers are used) only when it trains and they fit its cap.
+        # A re-ranker the bundle's rule turned off (it added nothing on validation) serves no ranking: it is not
+        # trained either (GPL may still use it as a teacher), and every answer is learned by what serves.
+        reranks = self.ranker.cross is not None and self.ranker.fusion.rerank != "off"
         wanted = {q for q in fresh if self.answers[q] == "yes" or cfg.use_negative_answers}
         taken: set[Question] = set()
-        if self.ranker.cross is not None and positives:
+        if reranks and positives:
             examples, taken = self._cross_examples(positives, negatives if cfg.use_negative_answers else [], wanted,
                                                    docs, index, golds)
             stats["cross"] = train_cross_encoder(self.ranker.cross, examples, doc_texts, label_texts, tcfg,
                                                  lambda f, m: progress(0.45 + 0.55 * f, m))
             seconds["cross"] = time.monotonic() - clock
-        learned = set(fresh) - (wanted - taken) if self.ranker.cross is not None else set(fresh)
+        learned = set(fresh) - (wanted - taken) if reranks else set(fresh)
         self.trained |= learned
         stats["learned"] = len(learned)
         if len(learned) < len(fresh):

@@ -278,11 +278,16 @@ def test_an_answer_is_marked_learned_only_when_the_iteration_learned_it(ranker):
     assert al.train() == {"skipped": "no new yes/no answer yet"}
 
 
-def test_without_a_cross_encoder_every_fresh_answer_is_learned(ranker):
-    ranker.cross = None
+@pytest.mark.parametrize("why", ["no cross-encoder", "its rule is off"])
+def test_without_a_serving_re_ranker_every_fresh_answer_is_learned_and_nothing_trains_it(ranker, why):
+    if why == "no cross-encoder":
+        ranker.cross = None
+    else:  # the bundle's rule found the re-ranker added nothing on validation: it serves no ranking
+        ranker.fusion.rerank = "off"
     al = cycle(ranker)
     al.record([(11, 100), (10, 100)], ["no", "yes"])
-    assert al.train()["learned"] == 2 and al.trained == {(11, 100), (10, 100)}
+    stats = al.train()
+    assert stats["learned"] == 2 and al.trained == {(11, 100), (10, 100)} and "cross" not in stats
 
 
 @pytest.mark.slow  # trains a real cross-encoder twice
