@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.accounts import auth
 from core.accounts.projects import add_member, create_project, overview
+from core.data.concepts import name_columns
 from core.data.demo import FIRST_MODEL_MINUTES
 from core.model.versions import list_versions
 from core.model.views import metrics_side_by_side
@@ -119,7 +120,7 @@ if user.is_admin:
                                             type=UPLOAD_TYPES["taxonomy"], key="tax_upload")
                 t = st.columns(2)
                 tax_format = t[0].selectbox("Format", ["guess from the name", "skos", "mesh-tree", "csv"], key="tax_fmt")
-                name_columns = t[1].text_input("Name columns of a table (the first non-empty one names a label, the "
+                columns = t[1].text_input("Name columns of a table (the first non-empty one names a label, the "
                                                "others are alternative names)", "label", key="tax_name_columns")
                 if st.button("Import taxonomy", disabled=tax_file is None, key="import_tax"):
                     path = run_action(lambda: save_upload(tax_file, "taxonomy"))
@@ -127,7 +128,7 @@ if user.is_admin:
                         submit_job(db, user, "import_taxonomy", project_id, {
                             "path": str(path), "user_id": user.id,
                             "format": None if tax_format.startswith("guess") else tax_format,
-                            "label_columns": [c.strip() for c in name_columns.split(",") if c.strip()] or None})
+                            "label_columns": name_columns(columns)})
             else:
                 st.caption(f"Taxonomy {plain(info.taxonomy_version)}: a new version is imported as an update on the "
                            "Taxonomy page.")

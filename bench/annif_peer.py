@@ -136,10 +136,9 @@ def best_weights(report: str) -> str:
     return found[-1]
 
 
-def run_peers(folder: Path, data: Path, ours: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def run_peers(folder: Path, data: Path) -> dict[str, dict[str, Any]]:
     """Train, tune and score the three Annif projects; their metrics by the project's metric code."""
-    from bench.tibkat import METRICS, group_recall, served, subject_groups
-    from core.model.metrics import evaluate as score
+    from bench.tibkat import scored, served, subject_groups
 
     annif = ensure_venv()
     inputs = write_inputs(folder, data)
@@ -172,10 +171,7 @@ def run_peers(folder: Path, data: Path, ours: dict[str, Any]) -> dict[str, dict[
         seconds, _ = run_annif(annif, folder, "index", project, "dev.tsv", "--limit", "20", "--force",
                                "--output", str(target))
         ranked = [[label_of[u] for u in uris if u in label_of] for uris in suggestions(target)]
-        metrics = {k: round(v, 4) for k, v in score(ranked, golds, METRICS).items()}
-        for group_name, group in groups.items():
-            metrics[f"R@10_{group_name}"] = round(group_recall(ranked, golds, group)[0], 4)
-        out[name] = {**metrics, "index_minutes": round(seconds / 60, 2)}
+        out[name] = {**scored(ranked, golds, groups), "index_minutes": round(seconds / 60, 2)}
     out["annif_ensemble"]["sources"] = sources
     out["annif_ensemble"]["minutes"] = {k: round(v, 2) for k, v in minutes.items()}
     out["annif_ensemble"]["train_records"] = inputs["train_records"]

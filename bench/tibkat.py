@@ -113,6 +113,16 @@ def group_recall(rankings: list[list[int]], golds: list[set[int]], group: set[in
     return (float(np.mean(scores)) if scores else 0.0), sum(len(g & group) for g in golds)
 
 
+def scored(rankings: list[list[int]], golds: list[set[int]], groups: dict[str, set[int]],
+           metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
+    """One row of the table: ``metrics``, then R@10 for each group of subjects."""
+    from core.model.metrics import evaluate as score
+
+    row = {k: round(v, 4) for k, v in score(rankings, golds, metrics).items()}
+    row.update({f"R@10_{name}": round(group_recall(rankings, golds, group)[0], 4) for name, group in groups.items()})
+    return row
+
+
 def rankings_of(version: Any, texts: list[str], device: str = "cpu") -> dict[str, list[list[int]]]:
     """Every row's top-20 per text (the sources alone, the first stage, the served model, the zero-shot cosine)."""
     from core.model.encoders import default_encoder_path, load_bi_encoder
@@ -153,7 +163,6 @@ def label_text_trial(folder: Path, docs: int = 2000, seed: int = 0) -> dict[str,
     from core.data.catalog import servable_labels
     from core.model.bicross import characteristic_terms, make_label_table
     from core.model.encoders import default_encoder_path, load_bi_encoder
-    from core.model.metrics import evaluate as score
     from core.model.ranker import BiCrossRanker
 
     db, _, _, train = served(folder)
@@ -171,9 +180,7 @@ def label_text_trial(folder: Path, docs: int = 2000, seed: int = 0) -> dict[str,
         ranker = BiCrossRanker.build(encoder, table)
         ranked = [[p.label_id for p in r] for s in range(0, len(probe), 64)
                   for r in ranker.rank([d.text for d in probe[s:s + 64]], k=20)]
-        row = {k: round(v, 4) for k, v in score(ranked, golds, ("P@1", "R@10", "NDCG")).items()}
-        row["R@10_german_only"] = round(group_recall(ranked, golds, groups["german_only"])[0], 4)
-        out[name] = row
+        out[name] = scored(ranked, golds, {"german_only": groups["german_only"]}, ("P@1", "R@10", "NDCG"))
     db.dispose()
     return out
 
@@ -233,7 +240,6 @@ def serving(version: Any, texts: list[str], folder: Path) -> dict[str, Any]:
 
 
 def evaluate(folder: Path, dev_docs: int) -> dict[str, Any]:
-    from core.model.metrics import evaluate as score
 
     db, version, dev, train = served(folder)
     dev = dev[:dev_docs] if dev_docs else dev
@@ -241,11 +247,7 @@ def evaluate(folder: Path, dev_docs: int) -> dict[str, Any]:
     started = time.monotonic()
     ranked = rankings_of(version, texts)
     groups = subject_groups(db, train)
-    systems: dict[str, dict[str, float]] = {}
-    for row, rankings in ranked.items():
-        systems[row] = {k: round(v, 4) for k, v in score(rankings, golds, METRICS).items()}
-        for name, group in groups.items():
-            systems[row][f"R@10_{name}"] = round(group_recall(rankings, golds, group)[0], 4)
+    systems = {row: scored(rankings, golds, groups) for row, rankings in ranked.items()}
     occurrences = {name: group_recall(ranked["bicross"], golds, g)[1] for name, g in groups.items()}
     cfg = version.config
     steps, planned = cfg.get("bi.steps", 0), cfg.get("bi.planned_steps", 0)
@@ -352,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:  # one part measured again; the rest of the results kept
         if not previous:
             raise SystemExit(f"--only {args.only} updates bench/results/tibkat.json: run the whole bench first")
-        previous.update(again(args.only, args.folder, args.data, previous))
+        previous.update(again(args.only, args.folder, args.data))
         previous[f"command_{args.only}"] = command_line("bench.tibkat", argv)
         publish("tibkat", previous, render, not args.no_write)
         return
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     out.update(recorded(args.folder))
     out.update(evaluate(args.folder, args.dev_docs))
     if args.peers:
-        out.update(again("peers", args.folder, args.data, out))
+        out.update(again("peers", args.folder, args.data))
     else:
         out.update({k: previous[k] for k in ("peers", "command_peers") if k in previous})
     out.update({k: previous[k] for k in ("label_text", "command_label-text") if k in previous})
@@ -374,14 +376,14 @@ def main(argv: list[str] | None = None) -> None:
     publish("tibkat", out, render, not args.no_write)
 
 
-def again(part: str, folder: Path, data: Path, previous: dict[str, Any]) -> dict[str, Any]:
+def again(part: str, folder: Path, data: Path) -> dict[str, Any]:
     """``--only PART``: the keys one part of the bench measures."""
     if part == "label-text":
         return {"label_text": label_text_trial(folder)}
     if part == "peers":
         from bench.annif_peer import run_peers
 
-        return {"peers": run_peers(folder / "annif", data, previous)}
+        return {"peers": run_peers(folder / "annif", data)}
     db, version, dev, _ = served(folder)
     db.dispose()
     return serving(version, [d.text for d in dev], folder)

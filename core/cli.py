@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
+from core.data.concepts import name_columns
 from core.data.corpus import CORPUS_FORMATS, checked_corpus, guess_format
 from core.errors import NotFound, XmtcError
 from storage.db import Database
@@ -102,7 +103,7 @@ def run_job(db: Database, settings: Settings, kind: str, project_id: int | None,
 
 def cmd_import_taxonomy(args: argparse.Namespace, db: Database, settings: Settings) -> None:
     pid = _project(db, args.project, create=args.create)
-    labels = [c.strip() for c in args.label.split(",") if c.strip()] if args.label else None
+    labels = name_columns(args.label)
     result = run_job(db, settings, "import_taxonomy", pid, {"path": str(_existing(args.file).resolve()),
                                                            "format": args.format, "version_name": args.version_name,
                                                            "label_columns": labels}, args.quiet)

@@ -319,6 +319,12 @@ def read_mesh_tree(source: str | Path | IO[bytes]) -> Taxonomy:
 CSV_COLUMNS = ("id", "label", "parents", "alt_labels", "description", "deprecated", "replaced_by")
 
 
+def name_columns(text: str | None) -> list[str] | None:
+    """A table's name columns as a user types them (``name_en,name_de``); None when none is named."""
+    columns = [c.strip() for c in (text or "").split(",") if c.strip()]
+    return columns or None
+
+
 def read_taxonomy_csv(source: str | Path | IO[bytes], label_columns: Sequence[str] = ("label",)) -> Taxonomy:
     """Read a taxonomy table (CSV, or TSV by its name): ``id, label[, parents][, alt_labels][, description]
     [, deprecated][, replaced_by]``.

@@ -157,6 +157,22 @@ class Validation:
     first: list[np.ndarray] = field(default_factory=list)
 
 
+def cross_fit(rows: Sequence[np.ndarray], targets: Sequence[np.ndarray], keep: Sequence[int], features: tuple[str, ...],
+              seed: int, scores: list[np.ndarray], folds: int = FOLDS) -> list[int]:
+    """Cross-fitting: each document of the first ``folds`` of ``FOLDS`` folds is scored into ``scores`` by a learned
+    ranker fitted on the other folds' ``keep`` documents (feature ``rows``, 0/1 ``targets``). Returns the documents
+    scored, in order."""
+    scored: list[int] = []
+    for fold in range(folds):
+        held = set(range(fold, len(rows), FOLDS))
+        model = LearnedRanker.fit([rows[i] for i in keep if i not in held], [targets[i] for i in keep if i not in held],
+                                  features, seed)
+        for i in sorted(held):
+            scores[i] = model.score(rows[i])
+            scored.append(i)
+    return scored
+
+
 def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned", seed: int = 0,
                     out_of_fold: bool = True) -> dict[str, Any]:
     """Fit how candidates are ranked before the cross-encoder, on validation documents.
@@ -180,15 +196,8 @@ def fit_first_stage(ranker: BiCrossRanker, val: Validation, mode: str = "learned
         val.first = [ranker.fusion.first.score(c.features) for c in val.sets]
         # Five folds give every document an out-of-fold score (the second stage's input); without a second stage one
         # fold is enough for an honest validation figure.
-        folds = range(FOLDS) if out_of_fold else range(1)
-        scored: list[int] = []
-        for fold in folds:
-            held = set(range(fold, len(val.sets), FOLDS))
-            model = LearnedRanker.fit([val.sets[i].features for i in keep if i not in held],
-                                      [targets[i] for i in keep if i not in held], FEATURES, seed)
-            for i in sorted(held):
-                val.first[i] = model.score(val.sets[i].features)
-                scored.append(i)
+        scored = cross_fit([c.features for c in val.sets], targets, keep, FEATURES, seed, val.first,
+                           FOLDS if out_of_fold else 1)
         out["fusion"] = "learned"
         out["first_importance"] = ranker.fusion.first.importance()
         out[f"val_first_oof_{TUNE_METRIC}"] = evaluate(_rankings([val.sets[i] for i in scored],
@@ -230,12 +239,7 @@ def fit_second_stage(ranker: BiCrossRanker, val: Validation, seed: int = 0) -> d
         out["second_importance"] = ranker.fusion.second.importance()
         # The rule below compares the two stages on documents neither was fitted on: the second stage cross-fitted.
         seconds: list[np.ndarray] = [np.zeros(0)] * len(heads)
-        for fold in range(FOLDS):
-            held = set(range(fold, len(heads), FOLDS))
-            model = LearnedRanker.fit([rows[i] for i in keep if i not in held], [targets[i] for i in keep if i not in held],
-                                      CROSS_FEATURES, seed)
-            for i in held:
-                seconds[i] = model.score(rows[i])
+        cross_fit(rows, targets, keep, CROSS_FEATURES, seed, seconds)
     else:
         seconds = [blend.final(f, lg) for f, lg in zip(blend_firsts, logits, strict=True)]
     out.update(fit_rerank_rule(ranker.fusion, heads, firsts, seconds, val.gold))
