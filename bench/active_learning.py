@@ -262,6 +262,10 @@ def summarise(r: dict) -> None:
     # The campaign's own check, per variant: what a setting may be chosen on (held-out TRAIN, never TEST).
     r["heldout_new_R@10_mean_by_variant"] = {v: float(np.mean([row["heldout_new_R@10"] for row in c[1:]]))
                                              for v, c in r["curves"].items() if len(c) > 1}
+    both = [(row["new_R@10_bicross"], row["new_R@10_first"]) for row in greedy if row.get("new_R@10_bicross") is not None]
+    if both:  # issue 26: the re-ranker never costs the new labels anything
+        r["bicross_at_or_above_first_everywhere"] = all(b >= f - 1e-9 for b, f in both)
+        r["bicross_minus_first_min"] = min(b - f for b, f in both)
     if "random" in r["curves"]:
         pairs = zip(greedy[1:], r["curves"]["random"][1:], strict=False)
         r["greedy_above_random_everywhere"] = all(g["new_R@10_first"] > x["new_R@10_first"] for g, x in pairs)
@@ -342,7 +346,9 @@ def render(r: dict, name: str = "active_learning") -> str:
         f"{_f(r['old_R@10_after'])} after ({_f(r.get('old_R@10_after_without_new'))} with the new labels taken out of "
         f"the rankings); BiCross on the first {r.get('old_bicross_docs', 100)}: "
         f"{_f(r['old_R@10_bicross_before'])} before, {_f(r['old_R@10_bicross_after'])} after.",
-        f"- Greedy above random at every iteration (first stage): {r.get('greedy_above_random_everywhere')}.",
+        f"- Greedy above random at every iteration (first stage): {r.get('greedy_above_random_everywhere')}. BiCross at "
+        f"or above the first stage wherever both were measured: {r.get('bicross_at_or_above_first_everywhere')} "
+        f"(smallest difference {_f(r.get('bicross_minus_first_min'))}).",
         "- Held-out TRAIN new-label R@10, mean over iterations 1.. (what settings are chosen on): " + ", ".join(
             f"{v} {x:.3f}" for v, x in r.get("heldout_new_R@10_mean_by_variant", {}).items()) + ".",
         f"- Median wall time per iteration (select + learn): {r['iteration_s_median']:.1f} s "

@@ -130,6 +130,7 @@ SECTIONS = {
     "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
     "judge": "bench.judge", "first_hour": "bench.first_hour", "pools_at_scale": "bench.pools_at_scale",
     "api": "bench.api", "tibkat": "bench.tibkat", "pages_at_scale": "bench.pages_at_scale",
+    "rerank_variants": "bench.rerank_variants", "rerank_variants_tibkat": "bench.rerank_variants",
 }
 
 

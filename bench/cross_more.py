@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     base = TrainConfig()
     tr, val = validation_split(len(train), base.validation_share, base.seed)  # the split the bundle was tuned on
     tr_texts, tr_gold = [train[i][0] for i in tr], [train[i][1] for i in tr]
-    cfg = TrainConfig(cross_epochs=args.epochs, cross_positives_per_doc=args.positives, seed=args.seed)
+    cfg = TrainConfig(cross_epochs=args.epochs, cross_positives_per_doc=args.positives, seed=args.seed,
+                      cross_loss="pointwise")
     cand, _ = ranker.candidates(tr_texts, n=cfg.cross_top_k)
     examples = cross_examples(tr_gold, [list(r) for r in cand], cfg, random.Random(args.seed))
     stats = train_cross_encoder(ranker.cross, examples, tr_texts, ranker.table.text_map(), cfg, progress_printer("cross"))

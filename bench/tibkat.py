@@ -318,7 +318,20 @@ split included ({parts}); the bi-encoder ran {r['bi_steps']:,} of {r['bi_planned
 **{r['peak_rss_gib_serve']} GiB** (target {TARGETS['serve_gib']:g}). Serving on this CPU: one document p50 \
 **{r['latency_p50_s'] * 1000:.0f} ms** (p95 {r['latency_p95_s'] * 1000:.0f} ms; target {TARGETS['p50_s'] * 1000:.0f} ms), \
 batches of 64: {r['docs_per_s']} documents/s; bundle {r['bundle_mib']} MiB, loaded in {r['load_seconds']} s.
-{label_text}"""
+{label_text}{rerank_said(r)}"""
+
+
+def rerank_said(r: dict) -> str:
+    if "second_stage_gain_nDCG@10" not in r:
+        return ""
+    line = (f"\n- Re-ranker (issue 26): the served model's second stage adds "
+            f"{r['second_stage_gain_nDCG@10']:+.4f} NDCG over its own first stage on these records (re-ranked: "
+            f"{r['rerank_share_dev']:.0%}; served p50 {r['served_latency_p50_s']:.3f} s).")
+    for name, v in r.get("rerank_variants", {}).items():
+        gain = v["test_gain_every_doc"]
+        line += (f" Variant {name} ({v['examples']:,} pairs, {v['train_minutes']:.1f} min): validation "
+                 f"{v['val_best_gain']:+.4f}, dev_en slice {gain:+.4f} nDCG@10 re-ranking every record, rule {v['rule']}.")
+    return line
 
 
 def peers_said(r: dict) -> str:
@@ -356,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--only {args.only} updates bench/results/tibkat.json: run the whole bench first")
         previous.update(again(args.only, args.folder, args.data))
         previous[f"command_{args.only}"] = command_line("bench.tibkat", argv)
+        previous.update(served_rerank(previous))
         publish("tibkat", previous, render, not args.no_write)
         return
     out: dict[str, Any] = {"commands": commands(), "train_budget_min": args.minutes}
@@ -372,8 +386,19 @@ def main(argv: list[str] | None = None) -> None:
     else:
         out.update({k: previous[k] for k in ("peers", "command_peers") if k in previous})
     out.update({k: previous[k] for k in ("label_text", "command_label-text") if k in previous})
-    out.update(machine=machine(), command=command_line("bench.tibkat", argv))
+    out.update(machine=machine(), command=command_line("bench.tibkat", argv), **served_rerank(out))
     publish("tibkat", out, render, not args.no_write)
+
+
+def served_rerank(r: dict[str, Any]) -> dict[str, Any]:
+    """The re-ranker's report keys (issue 26): what the served model's second stage adds over its own first stage on
+    the same dev records (Annif's NDCG: the two rows are scored alike), and the served p50."""
+    systems = r.get("systems", {})
+    out: dict[str, Any] = {"served_latency_p50_s": r.get("latency_p50_s"),
+                           "rerank_share_dev": r.get("rerank_share_dev") if r.get("cross_encoder") else 0.0}
+    if "bicross" in systems and "first_stage" in systems:
+        out["second_stage_gain_nDCG@10"] = round(systems["bicross"]["NDCG"] - systems["first_stage"]["NDCG"], 4)
+    return out
 
 
 def again(part: str, folder: Path, data: Path) -> dict[str, Any]:

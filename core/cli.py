@@ -130,7 +130,8 @@ def cmd_train(args: argparse.Namespace, db: Database, settings: Settings) -> Non
     from core.model.training import TrainConfig
 
     pid = _project(db, args.project)
-    cfg = TrainConfig(train_cross=not args.no_cross, epochs=args.epochs, time_budget_min=args.minutes)
+    cfg = TrainConfig(train_cross=not args.no_cross, epochs=args.epochs, time_budget_min=args.minutes,
+                      cross_loss=args.cross_loss, label_text=args.label_text)
     result = run_job(db, settings, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": args.eval_docs}, args.quiet)
     out = result.get("bicross", {})
     metrics = out.get("metrics", {})
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=0.0, help="time budget for the whole job (0: none)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--no-cross", action="store_true", help="no cross-encoder (much faster on a CPU)")
+    p.add_argument("--cross-loss", choices=("pointwise", "listwise"), default="listwise",
+                   help="how the cross-encoder learns: pairs with mined negatives, or each document's shortlist")
+    p.add_argument("--label-text", choices=("auto", "name", "terms"), default="auto",
+                   help="what the encoders read for a label: its name, or its name and its records' words "
+                        "(auto: the one the starting encoder ranks validation documents better with)")
     p.add_argument("--eval-docs", type=int, default=0, help="test documents to evaluate (0: all)")
     p.set_defaults(fn=cmd_train)
 

@@ -135,6 +135,11 @@ def progress_view(c) -> None:
                     "does the model forget?)")
         st.line_chart({k: [r.get(k) for r in measured] for k in ("answered_R@10", "heldout_R@10", "old_R@10")
                        if any(k in r for r in measured)})
+    learned = [{k: r[k] for k in ("iteration", "version", "learned", "seconds", "re-ranker")}
+               for r in curve if r.get("seconds") is not None]
+    if learned:
+        st.markdown("**Iterations** (answers learned, seconds of learning, whether the re-ranker trained)")
+        st.dataframe(learned, hide_index=True, width="stretch")
 
 
 def rating_key(task: rate.RatingTask, label_id: int, llm_shown: bool) -> str:

@@ -127,11 +127,19 @@ class FakeOpenAIServer:
                     step = fake.script.pop(0) if fake.script else fake.default
                     fake.inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
+                self.counted = True
                 try:
                     self._answer(body, step)
                 finally:
-                    with fake.lock:
+                    self._done()
+
+            def _done(self) -> None:
+                """The request is no longer in flight: counted off before its answer's bytes go out (once they
+                have, the client may send its next request before this thread runs again)."""
+                with fake.lock:
+                    if self.counted:
                         fake.inflight -= 1
+                        self.counted = False
 
             def _answer(self, body: dict, step) -> None:
                 if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
@@ -165,6 +173,7 @@ class FakeOpenAIServer:
                     for k, v in (headers or {}).items():
                         self.send_header(k, v)
                     self.end_headers()
+                    self._done()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
                     pass

@@ -151,6 +151,9 @@ class Fusion:
     rerank_margin: float = float("inf")
     rerank_gain: float | None = None  # the validation nDCG@10 the rule adds over the first stage (out of fold)
     rerank_share: float | None = None  # the share of validation documents the rule re-ranks
+    # Labels the re-ranker never places lower than the first stage did: a campaign's labels, which the second stage
+    # (fitted before they existed) has never seen win (issue 14's bench: BiCross .337 vs first stage .372 R@10).
+    protected: frozenset[int] = frozenset()
 
     def first_stage(self, c: Candidates) -> np.ndarray:
         if self.first is not None:
@@ -201,6 +204,8 @@ class Fusion:
         out["learned"] = [s is not None for s in (self.first, self.second)]
         out["rerank"] = {"rule": self.rerank, "margin": None if np.isinf(self.rerank_margin) else self.rerank_margin,
                          "gain": self.rerank_gain, "share": self.rerank_share}
+        if self.protected:
+            out["protected"] = sorted(self.protected)
         return out
 
     def save(self, folder: Path) -> dict[str, Any]:
@@ -228,4 +233,4 @@ class Fusion:
         return cls(Blend(**entry["blend"]), models["first"], models["second"], entry["candidates"], entry["retrieve"],
                    entry["prior_candidates"], entry["sparse_candidates"], entry["neighbours"],
                    rule.get("rule", "all"), float("inf") if margin_ is None else float(margin_), rule.get("gain"),
-                   rule.get("share"))
+                   rule.get("share"), frozenset(int(i) for i in entry.get("protected", ())))

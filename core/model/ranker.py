@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,28 @@ class BiCrossRanker:
         logits = self.cross_logits([texts[i] for i in chosen], heads)
         for i, head, lg in zip(chosen, heads, logits, strict=True):
             c, first = lists[i]
-            out[i] = self.below(self.order(head, first[:n], lg), c.ids[n:k], first[n - 1:k])[:k]
+            reranked = self.guard(self.order(head, first[:n], lg), head.ids, self.fusion.protected)
+            out[i] = self.below(reranked, c.ids[n:k], first[n - 1:k])[:k]
+        return out
+
+    @staticmethod
+    def guard(reranked: list[Prediction], first_ids: np.ndarray, protected: frozenset[int]) -> list[Prediction]:
+        """``reranked`` with each ``protected`` label lifted back to its first-stage place (``first_ids``, best first)
+        where the re-ranker put it lower; it scores midway between its new neighbours, so scores still fall down
+        the list."""
+        if not protected:
+            return reranked
+        place = {int(i): r for r, i in enumerate(first_ids)}
+        out = list(reranked)
+        for lab in sorted((p.label_id for p in reranked if p.label_id in protected), key=place.__getitem__):
+            at = next(r for r, p in enumerate(out) if p.label_id == lab)
+            want = place[lab]
+            if at <= want:
+                continue
+            moved = out.pop(at)
+            below_score = out[want].score
+            score = (out[want - 1].score + below_score) / 2 if want else below_score + max(1e-3, abs(below_score) * 1e-3)
+            out.insert(want, replace(moved, score=score))
         return out
 
     @staticmethod

@@ -59,6 +59,9 @@ class ALConfig:
     cross_examples: int = 192
     cross_top_k: int = 30
     cross_replay_docs: int = 32
+    # Train the cross-encoder only where, on the fresh answers it has not learned, it separates "yes" from "no"
+    # better than the first stage (:meth:`ActiveLearningCycle.cross_check`).
+    cross_check: bool = True
     use_negative_answers: bool = True
     max_seq_length: int = 128
     seed: int = 0
@@ -131,6 +134,9 @@ class ActiveLearningCycle:
         if ids:
             ranker.add_labels(ids, [self.new_labels[i] for i in ids], [f"new:{i}" for i in ids], freq=self.base_freq)
         self._names = self._name_vectors()
+        # The re-ranker never ranks a campaign label lower than the first stage does (its second stage was fitted
+        # before these labels existed).
+        ranker.fusion.protected = ranker.fusion.protected | frozenset(self.new_labels)
 
     @property
     def pools(self) -> dict[int, list[int]]:
@@ -274,7 +280,7 @@ class ActiveLearningCycle:
                                  "replay": len(replay), "confirmed": sum(len(v) for v in self.confirmed().values())}
         seconds: dict[str, float] = {}
         clock = time.monotonic()
-        tcfg = TrainConfig(epochs=1, batch_size=cfg.train_batch, lr=cfg.lr, cross_lr=cfg.cross_lr,
+        tcfg = TrainConfig(epochs=1, batch_size=cfg.train_batch, lr=cfg.lr, cross_lr=cfg.cross_lr, cross_loss="pointwise",
                            max_seq_length=cfg.max_seq_length, warmup_ratio=0.0, seed=self.rng.randrange(10**6))
         label_texts = self.ranker.table.text_map()
         docs = sorted({d for d, _ in positives + negatives + replay})
@@ -305,6 +311,14 @@ class ActiveLearningCycle:
         # A re-ranker the bundle's rule turned off (it added nothing on validation) serves no ranking: it is not
         # trained either (GPL may still use it as a teacher), and every answer is learned by what serves.
         reranks = self.ranker.cross is not None and self.ranker.fusion.rerank != "off"
+        if reranks and positives and cfg.cross_check:
+            # The fresh answers are held out from the re-ranker as it stands: it trains only where it separates
+            # their "yes" from their "no" better than the first stage does (a re-ranker that cannot beat the
+            # first stage on the campaign's labels only costs the iteration its time; the guard keeps it from
+            # ranking them lower meanwhile).
+            stats["cross_check"] = self.cross_check(fresh)
+            reranks = stats["cross_check"].get("earns", True)
+            seconds["check"], clock = time.monotonic() - clock, time.monotonic()
         wanted = {q for q in fresh if self.answers[q] == "yes" or cfg.use_negative_answers}
         taken: set[Question] = set()
         if reranks and positives:
@@ -320,6 +334,31 @@ class ActiveLearningCycle:
             stats["left_for_later"] = len(fresh) - len(learned)
         stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
         return stats
+
+    def cross_check(self, questions: Sequence[Question]) -> dict[str, Any]:
+        """Whether the re-ranker, as it stands, separates the answers to ``questions`` ("yes" against "no") better
+        than the first stage: the ROC AUC of its logits and of the first-stage scores (a label outside a document's
+        candidates scores lowest). Empty when the answers are not both "yes" and "no"."""
+        from sklearn.metrics import roc_auc_score
+
+        answered = [q for q in questions if self.answers.get(q) in ("yes", "no")]
+        target = [self.answers[q] == "yes" for q in answered]
+        if all(target) or not any(target):
+            return {}
+        docs = sorted({d for d, _ in answered})
+        row = {d: r for r, d in enumerate(docs)}
+        sets = self.ranker.candidate_sets([self.texts[d] for d in docs], self.doc_vectors(docs))
+        scores = [self.ranker.fusion.first_stage(c) for c in sets]
+        first = []
+        for d, lab in answered:
+            at = np.flatnonzero(sets[row[d]].ids == lab)
+            first.append(float(scores[row[d]][at[0]]) if len(at) else -1e9)
+        cross = self.ranker.cross.logits_np([self.ranker.table.text(lab) for _, lab in answered],
+                                            [self.texts[d] for d, _ in answered])
+        out = {"answers": len(answered), "first_auc": round(float(roc_auc_score(target, first)), 4),
+               "cross_auc": round(float(roc_auc_score(target, cross)), 4)}
+        out["earns"] = out["cross_auc"] > out["first_auc"]
+        return out
 
     def _cross_examples(self, positives: list[Question], negatives: list[Question], fresh: set[Question],
                         docs: list[int], index: dict[int, int], golds: list[set[int]],

@@ -78,5 +78,25 @@ def campaign_curve(db: Database, campaign_id: int) -> list[dict]:
         project_id = s.scalar(select(Campaign.project_id).where(Campaign.id == campaign_id))
         versions = s.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id,
                                                         ModelVersion.kind == "bicross").order_by(ModelVersion.id)).all()
-        return [{"iteration": v.config.get("iteration"), "version": f"v{v.number}", **v.metrics}
+        return [{"iteration": v.config.get("iteration"), "version": f"v{v.number}", **v.metrics,
+                 "learned": v.config.get("learned"), "seconds": iteration_seconds(v.config),
+                 "re-ranker": reranker_said(v.config)}
                 for v in versions if (v.config or {}).get("campaign_id") == campaign_id]
+
+
+def iteration_seconds(cfg: dict) -> float | None:
+    """What an iteration's learning took (its parts' seconds), None before the first one learned."""
+    parts = [float(v) for k, v in cfg.items() if k.startswith("seconds.")]
+    return round(sum(parts), 1) if parts else None
+
+
+def reranker_said(cfg: dict) -> str | None:
+    """Whether an iteration trained the re-ranker, and why not: its check on the fresh answers (ROC AUC of its scores
+    against the first stage's), or the model's rule; None where the iteration did not get that far."""
+    if "cross.steps" in cfg or "cross.examples" in cfg:
+        return "trained" + (f" (AUC {cfg['cross_check.cross_auc']:.2f} vs first stage {cfg['cross_check.first_auc']:.2f})"
+                            if "cross_check.cross_auc" in cfg else "")
+    if cfg.get("cross_check.earns") is False:
+        return (f"not trained: it did not beat the first stage on the fresh answers (AUC "
+                f"{cfg['cross_check.cross_auc']:.2f} vs {cfg['cross_check.first_auc']:.2f})")
+    return None

@@ -36,6 +36,7 @@ def ranker(encoder_path):
 
 
 def cycle(ranker, **overrides):
+    overrides.setdefault("cross_check", False)  # the cross-encoder (a random head here) always trains
     cfg = ALConfig(questions_per_iteration=3, train_batch=4, **overrides)
     return ActiveLearningCycle(ranker, TEXTS, OLD_GOLD, NEW, {100: sorted(TEXTS)}, cfg)
 
@@ -327,7 +328,8 @@ def test_the_same_answers_read_as_the_job_reads_them_give_the_same_model(world, 
                                     cross=CrossScorer(encoder_path, "cpu", 64))
         model.sparse = SparseBackend.fit(list(texts.values()), list(old.values()), SparseConfig(min_df=1, cluster_k=2))
         model.memory = NeighbourMemory(model.embed_documents(list(texts.values())), [sorted(g) for g in old.values()])
-        al = ActiveLearningCycle(model, texts, old, {onc: "Oncology"}, {onc: sorted(texts)}, ALConfig(train_batch=2))
+        al = ActiveLearningCycle(model, texts, old, {onc: "Oncology"}, {onc: sorted(texts)},
+                                 ALConfig(train_batch=2, cross_check=False))  # the re-ranker (a new head) trains
         answers, trained = _campaign_answers(db, cid)  # as the job reads them
         al.answers, al.trained = answers, trained & set(answers)
         al.record([], [])
@@ -342,3 +344,36 @@ def test_the_same_answers_read_as_the_job_reads_them_give_the_same_model(world, 
     probe = list(texts.values())
     pairs = [a.table.text(i) for i in a.table.ids for _ in probe], [t for _ in a.table.ids for t in probe]
     assert np.allclose(a.cross.logits_np(*pairs), b.cross.logits_np(*pairs), atol=1e-5)
+
+
+class ScriptedCross:
+    """A cross-encoder written as code: it scores the ``yes`` documents high (``right``) or low."""
+
+    def __init__(self, yes: set[str], right: bool) -> None:
+        self.yes, self.right = yes, right
+
+    def logits_np(self, label_texts, doc_texts, batch_size=64):
+        about = np.array([4.0 if d in self.yes else -4.0 for d in doc_texts], dtype=np.float32)
+        return about if self.right else -about
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_the_cross_encoder_trains_only_where_it_beats_the_first_stage_on_answers_it_has_not_learned(
+        ranker, monkeypatch, right):
+    from core.newlabels import active_learning
+
+    trained = []
+    monkeypatch.setattr(active_learning, "train_cross_encoder",
+                        lambda scorer, examples, *a, **k: trained.append(len(examples)) or {"examples": len(examples)})
+    # SMEs say a document named after the label is not about it, and one the name does not match is: the first stage
+    # cannot get both right, a re-ranker that read them can.
+    ranker.cross = ScriptedCross({TEXTS[10], TEXTS[11]}, right)
+    al = cycle(ranker, cross_check=True)
+    assert 100 in ranker.fusion.protected  # the campaign's label: never ranked lower by the re-ranker
+    al.record([(10, 100), (11, 100), (15, 100), (14, 100), (12, 100)], ["yes", "yes", "no", "no", "no"])
+    stats = al.train()
+    check = stats["cross_check"]
+    assert check["answers"] == 5 and check["cross_auc"] == (1.0 if right else 0.0) and 0 < check["first_auc"] < 1
+    assert check["earns"] is right
+    assert bool(trained) is right and ("cross" in stats) is right
+    assert stats["learned"] == 5  # learned either way: by the re-ranker too where it earned it

@@ -252,7 +252,7 @@ def test_a_trained_bundle_keeps_one_score_scale_in_every_runtime(encoder_path, t
     fit_first_stage(ranker, validation, "learned")
     cross = CrossScorer(encoder_path, "cpu", 64)
     cand, _ = ranker.candidates(texts[:60], n=10)
-    cfg = TrainConfig(batch_size=16, cross_negatives=2, cross_max_length=64, cross_lr=1e-4)
+    cfg = TrainConfig(batch_size=16, cross_negatives=2, cross_max_length=64, cross_lr=1e-4, cross_loss="pointwise")
     train_cross_encoder(cross, cross_examples(gold[:60], [list(r) for r in cand], cfg, stdlib_random.Random(0)),
                         texts[:60], ranker.table.text_map(), cfg)
     ranker.cross = cross
@@ -363,3 +363,29 @@ def test_a_bundle_written_before_the_rule_re_ranks_every_document():
     del entry["rerank"]
     loaded = Fusion.load(Path("/nonexistent"), entry)
     assert loaded.rerank == "all" and loaded.unsure(np.zeros(10, dtype=np.float32))
+
+
+def test_a_protected_label_is_never_ranked_lower_by_the_re_ranker_than_by_the_first_stage(hybrid, tmp_path):
+    ranker, texts, _ = hybrid
+    docs = texts[60:66]
+    cross, ranker.cross = ranker.cross, ScriptedCross()  # reverses each head: the first stage's best goes last
+    try:
+        first = ranker.rank(docs, k=4, rerank=False)
+        plain = ranker.rank(docs, k=4, every=True)
+        assert [p.label_id for p in plain[0]] != [p.label_id for p in first[0]]
+        top = {r[0].label_id for r in first}  # each document's first-stage best, now protected
+        ranker.fusion.protected = frozenset(top)
+        guarded = assert_one_scale(ranker, docs, ks=(1, 2, 4, 10))  # scores still fall down each list
+        for f, g, p in zip(first, guarded, plain, strict=True):
+            place = {q.label_id: r for r, q in enumerate(g)}
+            for r, q in enumerate(f[:4]):
+                if q.label_id in top:  # a protected label keeps at least its first-stage place ...
+                    assert place[q.label_id] <= r
+            unprotected = [q.label_id for q in p[:4] if q.label_id not in top]
+            assert [q.label_id for q in g[:4] if q.label_id not in top] == unprotected  # ... the rest keep their order
+        ranker.cross = cross
+        loaded = load_ranker(write_bundle(tmp_path, 1, "bicross", ranker.save), "cpu").fusion
+        assert loaded.protected == frozenset(top)
+    finally:
+        ranker.cross = cross
+        ranker.fusion.protected = frozenset()

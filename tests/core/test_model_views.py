@@ -51,3 +51,11 @@ def test_a_running_job_shows_an_eta_from_its_measured_rate():
     assert job("running", 0.01).eta_s(T + dt.timedelta(minutes=5)) is None  # too early to tell
     assert job("done", 1.0).eta_s(T) is None
     assert (eta_text(40), eta_text(15 * 60), eta_text(2.5 * 3600)) == ("ETA 40 s", "ETA 15 min", "ETA 2.5 h")
+
+
+def test_the_versions_table_says_what_the_encoders_read_for_a_label_and_why():
+    compared = {"label_text": "auto", "label_text_chosen": "name_terms", "label_text_val.name": 0.307,
+                "label_text_val.name_terms": 0.373}
+    rows = version_table([version(3, "bicross", config=compared), version(2, "bicross", config={"label_text": "name"}),
+                          version(1, "bicross", config={"label_text": "auto"})])
+    assert [r["label text"] for r in rows] == ["name + records' words (0.373 vs 0.307 on validation)", "name", None]

@@ -245,3 +245,68 @@ def test_a_label_is_described_by_the_words_of_its_training_documents_and_still_m
     again = LabelTable.load(tmp_path)
     assert again.texts == table.texts and again.names == table.names
     assert LexicalMatcher(again.ids, again.names).match("A note on Elektrofahrzeug design") == {1}
+
+
+@pytest.mark.parametrize("case", ["german_names", "misleading_terms"])
+def test_the_label_text_keeps_the_records_words_only_where_they_rank_validation_documents_better(encoder_path, case):
+    from core.model.bicross import Validation, choose_label_terms
+    from core.model.encoders import load_bi_encoder
+
+    if case == "german_names":  # names an English encoder cannot read; the terms describe them
+        names = ["Elektrofahrzeug", "Brückenbau", "Kernspaltung", "Weinbau", "Zahnmedizin"]
+        terms = {1: ["battery", "electric", "vehicles"], 2: ["steel", "bridges", "load"],
+                 3: ["nuclear", "fission", "reactor"], 4: ["vineyards", "grapes", "wine"], 5: ["teeth", "dental"]}
+    else:  # precise English names; the terms describe another label
+        names = ["Electric vehicles", "Bridges", "Nuclear fission", "Viticulture", "Dentistry"]
+        terms = {1: ["steel", "bridges", "load"], 2: ["nuclear", "fission", "reactor"], 3: ["teeth", "dental"],
+                 4: ["battery", "electric", "vehicles"], 5: ["vineyards", "grapes", "wine"]}
+    labels = [LabelRow(i, f"x{i}", n) for i, n in enumerate(names, start=1)]
+    validation = Validation(["Battery packs for electric cars", "Load tests of steel bridges",
+                             "A fission reactor's neutron flux", "Grape harvests in vineyards",
+                             "Caries in children's teeth"], [{1}, {2}, {3}, {4}, {5}])
+    bi = load_bi_encoder(encoder_path, "cpu")
+    kept, stats = choose_label_terms(bi, labels, [{1}, {2}, {3}, {4}, {5}], terms, TrainConfig(), validation)
+    assert stats["label_text_chosen"] == ("name_terms" if case == "german_names" else "name")
+    assert (kept is terms) == (case == "german_names")
+    scores = stats["label_text_val"]
+    assert (scores["name_terms"] > scores["name"]) == (case == "german_names")
+
+
+def test_listwise_groups_hold_each_documents_gold_against_its_own_shortlist():
+    from core.model.training import cross_groups
+
+    gold = [{1, 2, 3}, {7}, set()]
+    shortlists = [[1, 4, 5, 6, 2, 8, 9, 10, 11, 12, 3], [7, 20, 21, 22, 23, 24, 25, 26, 27], [30, 31]]
+    cfg = TrainConfig(cross_loss="listwise", cross_group=8, candidates=10)
+    triples = cross_groups(gold, shortlists, cfg, random.Random(0))
+    assert len(triples) % 8 == 0
+    groups = [triples[i:i + 8] for i in range(0, len(triples), 8)]
+    positives = [(g[0][0], lab) for g in groups for _, lab, t in g if t]
+    assert sorted(positives) == [(0, 1), (0, 2), (0, 3), (1, 7)]  # every gold label once, none of the empty document
+    assert all(sum(t for _, _, t in g) <= 2 for g in groups)  # a quarter of a group at most
+    for g in groups:
+        (d,) = {doc for doc, _, _ in g}  # one document per group
+        negatives = [lab for _, lab, t in g if not t]
+        assert len(set(negatives)) == len(negatives) and not set(negatives) & gold[d]
+        assert set(negatives) <= set(shortlists[d][:10])  # from the shortlist the re-ranker reads (top candidates)
+    capped = cross_groups(gold, shortlists, TrainConfig(cross_loss="listwise", cross_max_examples=10, candidates=10),
+                          random.Random(0))
+    assert len(capped) == 8  # whole groups only
+
+
+def test_the_listwise_loss_rewards_each_positive_above_its_groups_negatives():
+    import torch
+
+    from core.model.training import listwise_loss
+
+    target = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    good = listwise_loss(torch.tensor([[3.0, -1.0, -2.0, 2.0]]), target)
+    bad = listwise_loss(torch.tensor([[-1.0, 3.0, 2.0, -2.0]]), target)
+    assert good < 0.1 < bad
+    # -log(e^s / (e^s + sum over the negatives)), averaged over the positives; the other positive is not a negative
+    s = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
+    assert float(listwise_loss(s, target)) == pytest.approx(float(torch.log(torch.tensor(3.0))), abs=1e-6)
+    with pytest.raises(ModelError, match="groups of 8"):
+        from core.model.training import train_cross_encoder
+
+        train_cross_encoder(None, [(0, 1, 1.0)] * 5, ["d"], {1: "x"}, TrainConfig(cross_loss="listwise"))

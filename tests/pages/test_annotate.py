@@ -160,11 +160,16 @@ def test_the_progress_view_plots_new_and_old_label_recall_per_iteration(campaign
     db, pid = campaign["db"], campaign["project"]
     for it, (answered, new, old) in enumerate([(0.2, 0.1, 0.41), (0.5, 0.3, 0.40)], start=1):
         register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}),
-                         {"campaign_id": campaign["campaign"], "iteration": it},
+                         {"campaign_id": campaign["campaign"], "iteration": it, "learned": 10 * it,
+                          "seconds.sparse": 2.0 * it, "cross.examples": 8, "cross_check.cross_auc": 0.9,
+                          "cross_check.first_auc": 0.7},
                          {"answered_R@10": answered, "heldout_R@10": new, "old_R@10": old}, None)
     at = signed_in("pages/1_Annotate.py", campaign["admin"])
     at.radio(key="annotate_view").set_value("Campaign progress").run()
     assert not at.exception
     assert "Recall@10 per iteration" in texts(at)
+    table = at.dataframe[-1].value  # the iterations: answers learned, seconds, the re-ranker's decision
+    assert list(table["learned"]) == [10, 20] and list(table["seconds"]) == [2.0, 4.0]
+    assert list(table["re-ranker"]) == ["trained (AUC 0.90 vs first stage 0.70)"] * 2
     spec = " ".join(str(c.proto) for c in at.get("vega_lite_chart"))
     assert all(k in spec for k in ("answered_R@10", "heldout_R@10", "old_R@10")), spec[:500]

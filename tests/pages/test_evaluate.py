@@ -79,10 +79,16 @@ def test_active_learning_curves_are_plotted_from_the_campaign_versions(rated, da
         s.add(c)
         s.flush()
         cid = c.id
+    learned = [{}, {"learned": 150, "seconds.labels": 0.5, "seconds.sparse": 5.0, "seconds.check": 1.5,
+                    "cross_check.earns": False, "cross_check.cross_auc": 0.61, "cross_check.first_auc": 0.74}]
     for it, (new, old) in enumerate([(0.1, 0.4), (0.3, 0.42)], start=1):
-        empty_version(db, pid, data_dir / "models", config={"campaign_id": cid, "iteration": it},
+        empty_version(db, pid, data_dir / "models", config={"campaign_id": cid, "iteration": it, **learned[it - 1]},
                       metrics={"heldout_R@10": new, "old_R@10": old})
-    assert [p["iteration"] for p in campaign_curve(db, cid)] == [1, 2]
+    curve = campaign_curve(db, cid)
+    assert [p["iteration"] for p in curve] == [1, 2]
+    assert curve[0]["seconds"] is None and curve[1]["seconds"] == 7.0 and curve[1]["learned"] == 150
+    assert curve[1]["re-ranker"] == ("not trained: it did not beat the first stage on the fresh answers "
+                                     "(AUC 0.61 vs 0.74)")
     at = signed_in("pages/3_Evaluate.py", rated["admin"])
     assert not at.exception
     assert "No active-learning iteration" not in texts(at)
