@@ -444,10 +444,6 @@ def fit_bicross(encoder_path: str, device: str, labels: Sequence[LabelRow], text
     """
     if not any(gold):
         raise ModelError("There is nothing to train on: no training document has a gold label.")
-    if cfg.label_text not in ("auto", "name", "terms"):
-        raise ModelError(f"Unknown label text {cfg.label_text!r}; use auto, name or terms.")
-    if cfg.cross_loss not in ("pointwise", "listwise"):
-        raise ModelError(f"Unknown cross-encoder loss {cfg.cross_loss!r}; use pointwise or listwise.")
     tr, val = validation_split(len(texts), cfg.validation_share, cfg.seed)
     tr_texts, tr_gold = [texts[i] for i in tr], [gold[i] for i in tr]
     val_texts, val_gold = [texts[i] for i in val], [gold[i] for i in val]

@@ -282,8 +282,10 @@ class BiCrossRanker:
         (the learned fusion's SHAP values; the blend's weighted terms without one)."""
         check_texts([text])
         [(c, first)] = self.shortlist([text])
-        logits = self.cross_logits([text], [c])[0] if self.cross is not None else None
-        preds = self.order(c, first, logits)[:k]
+        # As rank() serves it: the re-ranker only where the rule says it pays, protected labels kept in place.
+        logits = self.cross_logits([text], [c])[0] if self.cross is not None and self.fusion.unsure(first) else None
+        preds = self.order(c, first, logits)
+        preds = (preds if logits is None else self.guard(preds, c.ids, self.fusion.protected))[:k]
         row = {int(i): r for r, i in enumerate(c.ids)}
         x = np.column_stack([c.features, first, logits]) if logits is not None else c.features
         contrib = self.fusion.contributions(c, first, logits)

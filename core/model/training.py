@@ -74,6 +74,12 @@ class TrainConfig:
     time_budget_min: float = 0.0  # 0: none; else the whole job (training, fitting, evaluation) aims to end within it
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # a bad choice is refused before any training starts
+        if self.cross_loss not in ("pointwise", "listwise"):
+            raise ModelError(f"Unknown cross-encoder loss {self.cross_loss!r}; use pointwise or listwise.")
+        if self.label_text not in ("auto", "name", "terms"):
+            raise ModelError(f"Unknown label text {self.label_text!r}; use auto, name or terms.")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -324,8 +330,6 @@ def train_cross_encoder(scorer: CrossScorer, examples: Sequence[tuple[int, int, 
 
     if not any(t > 0 for _, _, t in examples):
         raise ModelError("The cross-encoder needs at least one positive (document, label) pair.")
-    if cfg.cross_loss not in ("pointwise", "listwise"):
-        raise ModelError(f"Unknown cross-encoder loss {cfg.cross_loss!r}; use pointwise or listwise.")
     group = cfg.cross_group if cfg.cross_loss == "listwise" else 1
     if len(examples) % group:
         raise ModelError(f"Listwise examples come in groups of {group}; {len(examples)} do not.")

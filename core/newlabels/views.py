@@ -91,8 +91,9 @@ def iteration_seconds(cfg: dict) -> float | None:
 
 
 def reranker_said(cfg: dict) -> str | None:
-    """Whether an iteration trained the re-ranker, and why not: its check on the fresh answers (ROC AUC of its scores
-    against the first stage's), or the model's rule; None where the iteration did not get that far."""
+    """Whether an iteration trained the re-ranker, and why not where its check on the fresh answers (ROC AUC of its
+    scores against the first stage's) said so; None where it did not train for another reason (no re-ranker, the
+    model's rule off, no "yes" yet)."""
     if "cross.steps" in cfg or "cross.examples" in cfg:
         return "trained" + (f" (AUC {cfg['cross_check.cross_auc']:.2f} vs first stage {cfg['cross_check.first_auc']:.2f})"
                             if "cross_check.cross_auc" in cfg else "")

@@ -383,9 +383,15 @@ def test_a_protected_label_is_never_ranked_lower_by_the_re_ranker_than_by_the_fi
                     assert place[q.label_id] <= r
             unprotected = [q.label_id for q in p[:4] if q.label_id not in top]
             assert [q.label_id for q in g[:4] if q.label_id not in top] == unprotected  # ... the rest keep their order
+        # The Model page's "try" explains what is served: guarded, and the first stage alone where the rule is off.
+        for t, g in zip(docs, guarded, strict=True):
+            assert [e["label_id"] for e in ranker.explain(t, k=4)] == [q.label_id for q in g[:4]]
+        ranker.fusion.rerank = "off"
+        for t, f in zip(docs, first, strict=True):
+            assert [e["label_id"] for e in ranker.explain(t, k=4)] == [q.label_id for q in f[:4]]
         ranker.cross = cross
         loaded = load_ranker(write_bundle(tmp_path, 1, "bicross", ranker.save), "cpu").fusion
         assert loaded.protected == frozenset(top)
     finally:
         ranker.cross = cross
-        ranker.fusion.protected = frozenset()
+        ranker.fusion.protected, ranker.fusion.rerank = frozenset(), "all"

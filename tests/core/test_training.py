@@ -310,3 +310,11 @@ def test_the_listwise_loss_rewards_each_positive_above_its_groups_negatives():
         from core.model.training import train_cross_encoder
 
         train_cross_encoder(None, [(0, 1, 1.0)] * 5, ["d"], {1: "x"}, TrainConfig(cross_loss="listwise"))
+
+
+@pytest.mark.parametrize("field, value", [("cross_loss", "softmax"), ("label_text", "names")])
+def test_a_training_setting_outside_its_choices_is_refused_before_anything_trains(field, value):
+    with pytest.raises(ModelError, match=f"Unknown .*{value!r}"):
+        TrainConfig(**{field: value})
+    with pytest.raises(ModelError, match=f"Unknown .*{value!r}"):
+        TrainConfig.from_dict({**TrainConfig().as_dict(), field: value})
