@@ -3,6 +3,7 @@
 Usage:
     python -m bench.active_learning --initial BUNDLE --ceiling BUNDLE [--iterations 20] [--gpl]
         [--train-docs N] [--test-docs N] [--no-write]
+    python -m bench.active_learning --corpus tibkat [...]   # the same at a library's scale: bench.active_learning_tibkat
 
 Protocol (../shared/data/README.md): the 30 labels of new_labels.txt are removed from TRAIN's gold
 labels and from the taxonomy and the initial BiCross model is trained on that (``--initial-only``
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +45,9 @@ from core.newlabels.pools import build_pools, default_pool_size, pool_recall
 POOL_KS = (100, 200, 400, 1000)
 # Each row of the bench: greedy with the app's defaults (the reference), random (the control), and the changes tried.
 VARIANTS = {"greedy": {}, "random": {"strategy": "random"}, "give_up": {"give_up_after": 10},
-            "seen_after_1": {"seen_after": 1}}
+            "seen_after_1": {"seen_after": 1}, "sparse_refit": {"sparse_heads": False},
+            "heads_c1_w1": {"head_c": 1.0, "head_positive_weight": 1.0}, "heads_w3": {"head_positive_weight": 3.0},
+            "heads_balanced": {"head_c": 1.0, "head_positive_weight": 0.0}}
 PEER = 0.380  # Annif's Bonsai trained with these labels' full TRAIN gold (same split and machine kind)
 
 
@@ -67,6 +71,12 @@ class Probe:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--corpus", "tibkat"]:
+        from bench.active_learning_tibkat import main as tibkat
+
+        tibkat(argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Settings.from_env().demo_data_dir)
     parser.add_argument("--train-docs", type=int, default=None)

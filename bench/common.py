@@ -125,12 +125,14 @@ def temp_data_dir(**env: str) -> Iterator[Path]:
 # whose ``render(results[, section])`` wrote it.
 SECTIONS = {
     "ranking": "bench.ranking", "ranking_gpu": "bench.ranking", "label_text": "bench.label_text",
-    "cross_more": "bench.cross_more", "active_learning": "bench.active_learning", "annotate": "bench.annotate",
+    "cross_more": "bench.cross_more", "active_learning": "bench.active_learning",
+    "active_learning_sparse_heads": "bench.active_learning", "annotate": "bench.annotate",
     "load": "bench.annotate", "annotate_postgres": "bench.annotate",
     "evaluate_page": "bench.evaluate_page", "taxonomy": "bench.taxonomy",
     "judge": "bench.judge", "first_hour": "bench.first_hour", "pools_at_scale": "bench.pools_at_scale",
     "api": "bench.api", "tibkat": "bench.tibkat", "pages_at_scale": "bench.pages_at_scale",
     "rerank_variants": "bench.rerank_variants", "rerank_variants_tibkat": "bench.rerank_variants",
+    "active_learning_tibkat": "bench.active_learning_tibkat",
 }
 
 

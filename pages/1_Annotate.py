@@ -47,6 +47,9 @@ def lead_controls(c) -> None:
     if cols[1].button("Stop: we are satisfied", key="camp_stop"):
         target = "stopped"
     if target and run_action(lambda: camp.set_status(db, c.id, target, user.id) or True):
+        if target == "stopped":
+            st.session_state["annotate_flash"] = ("info", "Campaign stopped. Where it was configured to, the "
+                                                  "bi-encoder now learns its answers in the background (a job).")
         st.rerun()
 
 

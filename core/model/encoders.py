@@ -123,3 +123,15 @@ def similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     left, right = tensor(a), tensor(b)
     with torch.inference_mode():
         return (left @ right.T).numpy()
+
+
+def fingerprint(model: SentenceTransformer) -> str:
+    """A short digest of an encoder's weights: the same weights (wherever saved or loaded from) give the same key,
+    so vectors computed with them can be reused."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,17 @@ class NeighbourMemory:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
         if not len(vectors):
             return
-        sims = similarities(vectors, self.vectors) if len(self.labels) else np.zeros((len(vectors), 0), dtype=np.float32)
+        # The row each document repeats, a block of documents at a time (never documents x memory at once).
+        nearest = np.full(len(vectors), -1, dtype=np.int64)
+        if len(self.labels):
+            for start in range(0, len(vectors), 256):
+                sims = similarities(vectors[start:start + 256], self.vectors)
+                best = np.argmax(sims, axis=1)
+                nearest[start:start + 256] = np.where(sims[np.arange(len(best)), best] >= same, best, -1)
         added = []
         for r, labs in enumerate(labels):
-            row = int(np.argmax(sims[r])) if sims.shape[1] else -1
-            if row >= 0 and sims[r, row] >= same:
+            row = int(nearest[r])
+            if row >= 0:
                 self.labels[row] = sorted(set(self.labels[row]) | set(labs))
             else:
                 added.append(r)
@@ -142,21 +149,30 @@ class BiCrossRanker:
         """Labels named verbatim in each text (removed labels excluded)."""
         return [self._lexical.match(t) - self._removed for t in texts]
 
-    def candidate_sets(self, texts: list[str], doc_vectors: np.ndarray | None = None) -> list[Candidates]:
-        """Every source's candidate labels per text, with their feature rows (see :data:`core.model.fusion.FEATURES`)."""
+    def candidate_sets(self, texts: list[str], doc_vectors: np.ndarray | None = None,
+                       among: np.ndarray | None = None) -> list[Candidates]:
+        """Every source's candidate labels per text, with their feature rows (see :data:`core.model.fusion.FEATURES`);
+        ``among``: labels that are candidates of every text too (scored by every source, sparse heads included)."""
         f = self.fusion
         vecs = self.embed_documents(texts) if doc_vectors is None else doc_vectors
         near, _ = self.index.search(vecs, f.retrieve)
         hits = self.lexical_hits(texts)
         sparse = (self.sparse.predict(texts, f.sparse_candidates) if self.sparse is not None and f.sparse_candidates
                   else [{} for _ in texts])
+        forced = np.zeros(0, dtype=np.int64) if among is None else np.asarray(among, dtype=np.int64)
+        if len(forced) and self.sparse is not None and f.sparse_candidates:
+            wanted = {int(i) for i in forced}
+            for lab, scores in self.sparse.head_scores(texts).items():
+                if lab in wanted:
+                    for r in range(len(texts)):
+                        sparse[r].setdefault(lab, float(scores[r]))
         neighbours = (self.memory.scores(vecs, f.neighbours) if self.memory is not None and f.neighbours
                       else [{} for _ in texts])
         out = []
         for r in range(len(texts)):
             extra = [*hits[r], *sparse[r], *neighbours[r]]
             cand = np.unique(np.concatenate([near[r][near[r] >= 0], self._frequent,
-                                             np.array(extra, dtype=np.int64)]))
+                                             np.array(extra, dtype=np.int64), forced]))
             if self._removed:
                 cand = cand[~np.isin(cand, np.fromiter(self._removed, dtype=np.int64))]
             cand = cand[[int(c) in self.table._row for c in cand]] if len(cand) else cand
@@ -169,6 +185,18 @@ class BiCrossRanker:
                 np.array([neighbours[r].get(int(c), 0.0) for c in cand], dtype=np.float32),
             ]).astype(np.float32)
             out.append(Candidates(cand.astype(np.int64), feats.reshape(len(cand), len(FEATURES))))
+        return out
+
+    def scores_among(self, texts: list[str], label_ids: Sequence[int],
+                     doc_vectors: np.ndarray | None = None) -> np.ndarray:
+        """(texts, labels) first-stage scores of exactly ``label_ids`` (-inf for a label taken out of predictions):
+        how the served model ranks these labels among themselves."""
+        ids = np.asarray(label_ids, dtype=np.int64)
+        out = np.full((len(texts), len(ids)), -np.inf, dtype=np.float32)
+        for r, c in enumerate(self.candidate_sets(texts, doc_vectors, among=ids)):
+            first = self.fusion.first_stage(c)
+            at = {int(i): j for j, i in enumerate(c.ids)}
+            out[r] = [first[at[int(i)]] if int(i) in at else -np.inf for i in ids]
         return out
 
     CHUNK = 512  # documents whose candidate features are held at once (a corpus is worked through in chunks)

@@ -2,8 +2,10 @@
 
 It learns word -> label associations from the training documents, which the encoders learn slowly: labels
 with many documents and little text signal of their own name (MeSH's check tags: Humans, Male, Adult...).
-It only knows labels it was trained on; the dense and lexical sources serve the others. It refits in
-seconds, so an active-learning iteration can refit it on the answers.
+It only knows labels it was trained on; the dense and lexical sources serve the others. A campaign's new labels
+get a head each (:class:`LabelHeads`: a logistic regression over the same TF-IDF features, fitted on the SMEs'
+answers in a second), so an active-learning iteration never refits the trees, which takes minutes at a library's
+scale.
 """
 
 from __future__ import annotations
@@ -40,14 +42,75 @@ class SparseConfig:
     seed: int = 0
 
 
-class SparseBackend:
-    """TF-IDF + Omikuji over the labels seen in training; scores in 0..1 (the trees' probabilities)."""
+@dataclass
+class LabelHeads:
+    """One linear head per label over the backend's TF-IDF features: ``sigmoid(x . weights[:, j] + bias[j])``."""
 
-    def __init__(self, vectorizer: Any, model: Any, label_ids: np.ndarray, config: SparseConfig) -> None:
+    label_ids: np.ndarray  # (heads,)
+    weights: Any  # scipy.sparse CSC (features, heads): only the features seen in a head's examples are non-zero
+    bias: np.ndarray  # (heads,)
+
+    def scores(self, x: Any) -> np.ndarray:
+        """(documents, heads) probabilities of TF-IDF rows ``x``."""
+        logits = (x @ self.weights).toarray()
+        return (1.0 / (1.0 + np.exp(-(logits + self.bias)))).astype(np.float32)
+
+    def without(self, label_ids: set[int]) -> LabelHeads | None:
+        """These heads less those of ``label_ids`` (None when none is left)."""
+        keep = np.array([int(i) not in label_ids for i in self.label_ids], dtype=bool)
+        if not keep.any():
+            return None
+        return LabelHeads(self.label_ids[keep], self.weights[:, np.flatnonzero(keep)], self.bias[keep])
+
+    @staticmethod
+    def stack(parts: list[LabelHeads]) -> LabelHeads:
+        from scipy.sparse import hstack
+
+        return LabelHeads(np.concatenate([p.label_ids for p in parts]), hstack([p.weights for p in parts]).tocsc(),
+                          np.concatenate([p.bias for p in parts]).astype(np.float32))
+
+
+class SparseBackend:
+    """TF-IDF + Omikuji over the labels seen in training; scores in 0..1 (the trees' probabilities), and the heads
+    of labels learned since (a campaign's), whose probabilities join the trees' hits."""
+
+    def __init__(self, vectorizer: Any, model: Any, label_ids: np.ndarray, config: SparseConfig,
+                 heads: LabelHeads | None = None) -> None:
         self.vectorizer = vectorizer
         self.model = model
         self.label_ids = label_ids.astype(np.int64)  # omikuji's label index -> label id
         self.config = config
+        self.heads = heads
+
+    def fit_heads(self, texts: Sequence[str], examples: dict[int, tuple[Sequence[int], Sequence[int]]],
+                  c: float = 1.0, positive_weight: float = 1.0) -> dict[str, Any]:
+        """Fit (or refit) one head per label from its positive and negative documents (rows of ``texts``, each
+        turned into features once); other labels' heads stay. A label without both a positive and a negative gets
+        no head (and loses an earlier one). ``c``: the inverse L2 regularisation; ``positive_weight``: a positive's
+        weight against a negative's (a few "yes" against thousands of negatives; 0: balanced, the classes weigh the
+        same in all)."""
+        from scipy.sparse import csc_matrix
+        from sklearn.linear_model import LogisticRegression
+
+        kept = self.heads.without(set(examples)) if self.heads is not None else None
+        x = self.vectorizer.transform(list(texts)).tocsr() if texts else None
+        ids, columns, bias = [], [], []
+        for lid, (pos, neg) in sorted(examples.items()):
+            if not len(pos) or not len(neg):
+                continue
+            y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+            weights = {1: positive_weight, 0: 1.0} if positive_weight > 0 else "balanced"
+            fitted = LogisticRegression(C=c, solver="liblinear", class_weight=weights).fit(x[[*pos, *neg]], y)
+            ids.append(lid)
+            columns.append(fitted.coef_[0].astype(np.float32))
+            bias.append(float(fitted.intercept_[0]))
+        parts = [kept] if kept is not None else []
+        if ids:
+            w = np.stack(columns, axis=1)
+            w[np.abs(w) < 1e-6] = 0.0
+            parts.append(LabelHeads(np.array(ids, dtype=np.int64), csc_matrix(w), np.array(bias, dtype=np.float32)))
+        self.heads = LabelHeads.stack(parts) if len(parts) > 1 else (parts[0] if parts else None)
+        return {"heads": len(ids), "examples": sum(len(p) + len(n) for p, n in examples.values())}
 
     @classmethod
     def fit(cls, texts: Sequence[str], gold: Sequence[set[int]], config: SparseConfig | None = None,
@@ -86,16 +149,28 @@ class SparseBackend:
     def predict(self, texts: Sequence[str], k: int = 50) -> list[dict[int, float]]:
         """The top-``k`` labels per text with their scores (label id -> score)."""
         x = self.vectorizer.transform(list(texts)).tocsr()
+        heads = self.heads.scores(x) if self.heads is not None else None
         out = []
         for r in range(x.shape[0]):
             row = x.getrow(r)
             feats = list(zip(row.indices.tolist(), row.data.tolist(), strict=True))
             hits = self.model.predict(feats, beam_size=max(self.config.beam_size, k // 2), top_k=k) if feats else []
-            out.append({int(self.label_ids[i]): float(s) for i, s in hits})
+            found = {int(self.label_ids[i]): float(s) for i, s in hits}
+            if heads is not None:  # a head's label joins the trees' hits where it scores among the top k
+                found.update(zip(self.heads.label_ids.tolist(), heads[r].tolist(), strict=True))
+                found = dict(sorted(found.items(), key=lambda kv: -kv[1])[:k])
+            out.append(found)
         return out
 
+    def head_scores(self, texts: Sequence[str]) -> dict[int, np.ndarray]:
+        """Every head's probability for each text (label id -> (texts,)); empty without heads."""
+        if self.heads is None:
+            return {}
+        scores = self.heads.scores(self.vectorizer.transform(list(texts)))
+        return {int(lid): scores[:, j] for j, lid in enumerate(self.heads.label_ids)}
+
     def knows(self) -> set[int]:
-        return {int(i) for i in self.label_ids}
+        return {int(i) for i in self.label_ids} | ({int(i) for i in self.heads.label_ids} if self.heads else set())
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +180,12 @@ class SparseBackend:
             pickle.dump(self.vectorizer, f)
         np.save(folder / "label_ids.npy", self.label_ids)
         (folder / "config.json").write_text(json.dumps(asdict(self.config)))
+        if self.heads is not None:
+            from scipy.sparse import save_npz
+
+            save_npz(folder / "head_weights.npz", self.heads.weights)
+            np.save(folder / "head_ids.npy", self.heads.label_ids)
+            np.save(folder / "head_bias.npy", self.heads.bias)
 
     @classmethod
     def load(cls, folder: Path) -> SparseBackend:
@@ -118,7 +199,13 @@ class SparseBackend:
         except (OSError, pickle.UnpicklingError, ValueError) as exc:
             raise ModelError(f"The sparse backend in {folder} cannot be loaded: {exc}") from exc
         config = SparseConfig(**json.loads((folder / "config.json").read_text()))
-        return cls(vectorizer, model, np.load(folder / "label_ids.npy"), config)
+        heads = None
+        if (folder / "head_ids.npy").is_file():
+            from scipy.sparse import load_npz
+
+            heads = LabelHeads(np.load(folder / "head_ids.npy"), load_npz(folder / "head_weights.npz").tocsc(),
+                               np.load(folder / "head_bias.npy"))
+        return cls(vectorizer, model, np.load(folder / "label_ids.npy"), config, heads)
 
 
 def _write_xmc(path: Path, x: Any, labels: list[list[int]], n_labels: int) -> None:

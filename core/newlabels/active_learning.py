@@ -49,6 +49,22 @@ class ALConfig:
     proto_yes: float = 0.75
     proto_no: float = 0.15
     refit_sparse: bool = True
+    # When the campaign ends, the bi-encoder may learn every confirmed answer with this many old (document, gold label)
+    # pairs per answer (:meth:`ActiveLearningCycle.consolidate`; 0: the bi-encoder stays frozen). Minutes at a
+    # library's scale (the labels and the neighbour memory are embedded again), so never inside an iteration. Off by
+    # default: on TIBKAT's held-out training records it did not help (old subjects .7067 vs .7075 frozen, new .503
+    # vs .506; bench.active_learning_tibkat).
+    consolidate_replay: float = 0.0
+    # The sparse backend learns the answers as one head per campaign label over its TF-IDF features (a second);
+    # off: its trees are refit on the whole corpus each iteration (minutes at a library's scale). The heads'
+    # negatives: the label's "no" answers and ``head_background`` documents drawn from the corpus once; a "yes"
+    # weighs ``head_positive_weight`` negatives (0: balanced). Chosen on PubMed's held-out TRAIN documents
+    # (bench.active_learning, section active_learning_sparse_heads): the most new-label recall among the settings
+    # whose old labels lose less than a point (balanced heads find twice as many, and cost the old labels 4 points).
+    sparse_heads: bool = True
+    head_background: int = 2000
+    head_c: float = 10.0
+    head_positive_weight: float = 10.0
     learn_encoder: bool = False
     train_batch: int = 16
     lr: float = 3e-5
@@ -125,6 +141,9 @@ class ActiveLearningCycle:
         self.order = {lid: list(dict.fromkeys(p)) for lid, p in pools.items() if p}
         self.strategy = strategy or make_strategy(self.cfg.strategy)
         self.rng = random.Random(self.cfg.seed)
+        # The sparse heads' background negatives: the same documents every iteration (and every rebuilt cycle).
+        self._background = random.Random(self.cfg.seed).sample(sorted(self.texts),
+                                                               min(self.cfg.head_background, len(self.texts)))
         self.answers: dict[Question, Answer] = {}
         self.trained: set[Question] = set()
         self.history: list[Iteration] = []
@@ -145,6 +164,10 @@ class ActiveLearningCycle:
     def _name_vectors(self) -> dict[int, np.ndarray]:
         ids = list(self.new_labels)
         return dict(zip(ids, self.ranker.embed_documents([self.ranker.table.text(i) for i in ids]), strict=True))
+
+    def remember_vectors(self, docs: Sequence[int], vectors: np.ndarray) -> None:
+        """Documents' vectors by the served bi-encoder computed elsewhere (e.g. cached on disk): not embedded again."""
+        self._vectors.update(zip(docs, np.asarray(vectors, dtype=np.float32), strict=True))
 
     def doc_vectors(self, docs: Sequence[int]) -> np.ndarray:
         """The bi-encoder's vectors of documents (each embedded once while the encoder stays unchanged)."""
@@ -252,10 +275,27 @@ class ActiveLearningCycle:
         self.ranker.memory.relabel(set(self.new_labels), self.doc_vectors(docs), self._golds(docs))
 
     def refit_sparse(self) -> None:
-        """Retrain the sparse backend on every labelled document, the confirmed new labels included."""
+        """The sparse backend learns the answers: a head per campaign label (``sparse_heads``) or its trees retrained
+        on every labelled document, the confirmed new labels included."""
         from core.model.sparse import SparseBackend
 
         if self.ranker.sparse is None or not self.cfg.refit_sparse:
+            return
+        if self.cfg.sparse_heads:
+            confirmed = self.confirmed()
+            rejected: dict[int, list[int]] = {}
+            for (d, lab), a in self.answers.items():
+                if a == "no" and lab in self.new_labels:
+                    rejected.setdefault(lab, []).append(d)
+            docs = sorted(set(self._background) | set(confirmed) | {d for ds in rejected.values() for d in ds})
+            row = {d: r for r, d in enumerate(docs)}
+            examples = {}
+            for lid in self.new_labels:
+                pos = {d for d, labs in confirmed.items() if lid in labs}
+                neg = (set(rejected.get(lid, [])) | set(self._background)) - pos
+                examples[lid] = ([row[d] for d in sorted(pos)], [row[d] for d in sorted(neg)])
+            self.ranker.sparse.fit_heads([self.texts[d] for d in docs], examples, self.cfg.head_c,
+                                         self.cfg.head_positive_weight)
             return
         labelled = [(d, g) for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g]
         if labelled:
@@ -333,6 +373,43 @@ class ActiveLearningCycle:
         if len(learned) < len(fresh):
             stats["left_for_later"] = len(fresh) - len(learned)
         stats["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+        return stats
+
+    def consolidate(self, progress: Progress = no_progress) -> dict[str, Any]:
+        """The bi-encoder learns the campaign, with replay: one pass over every confirmed (document, new label) pair
+        and ``consolidate_replay`` old gold pairs per confirmed one; then every label, the neighbour memory (rebuilt
+        from every document with known labels) and the new labels' prototypes are embedded again."""
+        from core.model.ranker import NeighbourMemory
+
+        cfg = self.cfg
+        positives = sorted(q for q, a in self.answers.items() if a == "yes" and q[1] in self.new_labels)
+        if not positives or cfg.consolidate_replay <= 0:
+            return {"skipped": "no confirmed answer" if not positives else "consolidation is off"}
+        started = time.monotonic()
+        replay = self.replay_sample(round(len(positives) * cfg.consolidate_replay))
+        docs = sorted({d for d, _ in positives + replay})
+        index = {d: i for i, d in enumerate(docs)}
+        tcfg = TrainConfig(epochs=1, batch_size=32, lr=cfg.lr, max_seq_length=cfg.max_seq_length, warmup_ratio=0.1,
+                           seed=self.rng.randrange(10**6))
+        stats: dict[str, Any] = {"positives": len(positives), "replay": len(replay)}
+        try:
+            stats["bi"] = train_bi_encoder(self.ranker.bi_encoder, [self.texts[d] for d in docs], self._golds(docs),
+                                           self.ranker.table.text_map(), tcfg, lambda f, m: progress(0.5 * f, m),
+                                           pairs=[(index[d], lab) for d, lab in positives + replay])
+        except ModelError as exc:  # e.g. too few compatible pairs for a batch
+            return {"skipped": str(exc)}
+        self._vectors.clear()
+        progress(0.5, f"embedding {len(self.ranker.table):,} labels with the consolidated bi-encoder")
+        self.ranker.reindex()
+        self._names = self._name_vectors()
+        if self.ranker.memory is not None:
+            held = sorted(d for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g)
+            progress(0.7, f"embedding the neighbour memory's {len(held):,} documents")
+            self.ranker.memory = NeighbourMemory(self.doc_vectors(held), [sorted(g) for g in self._golds(held)])
+        self.update_prototypes()
+        self.refit_sparse()  # answers given since the last iteration are learned by every part
+        self.trained |= {q for q, a in self.answers.items() if a in ("yes", "no")}
+        stats["seconds"] = round(time.monotonic() - started, 1)
         return stats
 
     def cross_check(self, questions: Sequence[Question]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from storage.models import (
 )
 
 AL_ITERATION = "al_iteration"
+AL_CONSOLIDATE = "al_consolidate"
 ANSWERS = ("yes", "no", "unsure")
 SKIP = "skip"
 
@@ -132,7 +133,8 @@ def create_campaign(db: Database, project_id: int, name: str, label_ids: Sequenc
 
 
 def set_status(db: Database, campaign_id: int, status: str, user_id: int | None) -> None:
-    """Pause, resume or stop ("satisfied") a campaign; a stopped campaign stays stopped."""
+    """Pause, resume or stop ("satisfied") a campaign; a stopped campaign stays stopped. Stopping queues the
+    consolidation (the bi-encoder learns the answers, :func:`consolidates`) where the campaign has a "yes"."""
     if status not in (CAMPAIGN_ACTIVE, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED):
         raise XmtcError(f"Unknown campaign status {status!r}.")
     with db.session() as s:
@@ -147,7 +149,18 @@ def set_status(db: Database, campaign_id: int, status: str, user_id: int | None)
             s.execute(update(QueueItem).where(QueueItem.campaign_id == campaign_id,
                                               QueueItem.status.in_((QUEUE_OPEN, QUEUE_CLAIMED)))
                       .values(status=QUEUE_RETIRED, claimed_by=None, lease_until=None))
+            if consolidates(campaign) and s.scalar(select(Annotation.id).where(
+                    Annotation.campaign_id == campaign_id, Annotation.answer == "yes").limit(1)):
+                enqueue_in(s, AL_CONSOLIDATE, campaign.project_id, {"campaign_id": campaign_id})
         log_event(s, f"campaign_{status}", campaign.project_id, user_id, campaign=campaign.name)
+
+
+def consolidates(campaign: Campaign) -> bool:
+    """Whether the campaign's end teaches the bi-encoder its answers (``ALConfig.consolidate_replay`` > 0)."""
+    from core.newlabels.active_learning import ALConfig
+
+    replay = CampaignConfig.from_dict(campaign.config).al.get("consolidate_replay", ALConfig.consolidate_replay)
+    return float(replay) > 0
 
 
 def _campaign(s: Any, campaign_id: int) -> Campaign:

@@ -31,6 +31,7 @@ class GplConfig:
     lr: float = 2e-5
     max_seq_length: int = 128
     seed: int = 0
+    max_docs: int = 0  # adapt on a seeded sample of this many documents (0: all; a library's corpus takes hours)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +118,8 @@ def mine(encoder: Any, teacher: CrossScorer, docs: Sequence[tuple[str, str]], ge
          cfg: GplConfig, progress: Progress = no_progress) -> GplExamples:
     """Pseudo-queries, hard negatives from the encoder's top-k, and the teacher's margins."""
     rng = random.Random(cfg.seed)
+    if 0 < cfg.max_docs < len(docs):
+        docs = [docs[i] for i in sorted(rng.sample(range(len(docs)), cfg.max_docs))]
     texts = [a or t for t, a in docs]
     queries = generator.generate(docs, cfg.queries_per_doc)
     pairs = [(q, d) for d, qs in enumerate(queries) for q in qs]

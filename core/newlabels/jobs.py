@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, select, update
 
 from core.config import Settings
@@ -18,11 +19,11 @@ from core.data.corpus import checked_corpus, document_text
 from core.errors import NotFound, XmtcError
 from core.jobs import JobContext, job_handler
 from core.model.bicross import stage
-from core.model.encoders import default_encoder_path, encode, load_bi_encoder
+from core.model.encoders import default_encoder_path, encode, fingerprint, load_bi_encoder
 from core.model.loading import load_ranker
 from core.model.ranker import BiCrossRanker
 from core.model.versions import active_version, flat_stats, latest_version, read_manifest, register_version, write_bundle
-from core.newlabels.campaigns import AL_ITERATION, CampaignConfig, add_questions, asked_questions
+from core.newlabels.campaigns import AL_CONSOLIDATE, AL_ITERATION, CampaignConfig, add_questions, asked_questions
 from core.newlabels.corpus_pools import POOL_MAPPING, CorpusSpec, ScaleConfig, copy_pool_documents, embed_corpus, shard_pools
 from core.newlabels.gpl import GplConfig, LLMQueries, QueryGenerator, Seq2SeqQueries, TitleQueries, mine, train_gpl
 from core.newlabels.pools import EmbeddingCache, default_pool_size, scored_pools
@@ -170,7 +171,26 @@ def build_pools_job(ctx: JobContext) -> dict[str, Any]:
     pools = scored_pools(doc_ids, vectors, label_vecs, size)
     store_pools(ctx.db, ctx.project_id, pools, encoder_version_id)
     return {"labels": len(pools), "pool_size": size, "documents": len({d for p in pools.values() for d, _ in p}),
-            "encoder": key}
+            "encoder": key, **_served_vectors_ahead(ctx)}
+
+
+def _served_vectors_ahead(ctx: JobContext) -> dict[str, Any]:
+    """The active model's vectors of every pooled document, computed now (cached): a campaign's first iteration
+    then re-ranks its pools at once."""
+    from core.model.labels import resolve_path
+
+    version = active_version(ctx.db, ctx.project_id)
+    if version is None or version.kind not in ("bicross", "zero_shot"):
+        return {}
+    manifest = read_manifest(Path(version.path))
+    if not manifest.get("bi_encoder"):
+        return {}
+    ctx.check_cancel()
+    ctx.progress(0.93, f"embedding the pooled documents with the served model (v{version.number})", force=True)
+    encoder = load_bi_encoder(resolve_path(Path(version.path), manifest["bi_encoder"]), ctx.settings.device)
+    ids, _ = served_pool_vectors(ctx.db, ctx.settings, ctx.project_id, encoder, lambda done, total: ctx.progress(
+        0.93 + 0.06 * done / total, f"embedded {done:,} of {total:,} pooled documents with the served model"))
+    return {"served_vectors": len(ids)}
 
 
 def _pools_from_corpus(ctx: JobContext, texts: dict[int, str], enc_path: str, key: str,
@@ -199,7 +219,25 @@ def _pools_from_corpus(ctx: JobContext, texts: dict[int, str], enc_path: str, ke
     pools = {lab: [(ids[d], score) for d, score in pool if d in ids] for lab, pool in found.items()}
     store_pools(ctx.db, ctx.project_id, pools, encoder_version_id)
     return {"labels": len(pools), "pool_size": size, "documents": len(ids), "encoder": key, "corpus": spec.path,
-            "corpus_documents": corpus.rows, "engine": corpus.engine, "embedding_seconds": corpus.seconds}
+            "corpus_documents": corpus.rows, "engine": corpus.engine, "embedding_seconds": corpus.seconds,
+            **_served_vectors_ahead(ctx)}
+
+
+def served_pool_vectors(db: Database, settings: Settings, project_id: int, encoder: Any,
+                        progress: Any = None) -> tuple[list[int], np.ndarray]:
+    """Every pooled document of the project (ids) and its vector by ``encoder`` (the served bi-encoder), cached on
+    disk per encoder weights: a campaign's iterations re-rank their pools without embedding them again (a library's
+    30,000 pooled records take minutes), and the pool job computes them ahead for the active model."""
+    with db.session() as s:
+        rows = s.execute(select(Document.id, Document.title, Document.abstract, Document.keywords)
+                         .where(Document.id.in_(select(PoolEntry.document_id).where(PoolEntry.project_id == project_id)),
+                                Document.removed.is_(False)).order_by(Document.id)).all()
+    ids = [i for i, *_ in rows]
+    texts = [document_text(t or "", a or "", k) for _, t, a, k in rows]
+    if not ids:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    cache = EmbeddingCache(settings.embeddings_dir / f"project-{project_id}")
+    return ids, cache.get(f"served-{fingerprint(encoder)}", encoder, ids, texts, progress)
 
 
 def store_pools(db: Database, project_id: int, pools: dict[int, list[tuple[int, float]]],
@@ -250,17 +288,30 @@ def _campaign_answers(db: Database, campaign_id: int) -> tuple[dict[tuple[int, i
     return answers, trained
 
 
-@job_handler(AL_ITERATION, "Active-learning iteration (train on the answers, re-rank the queue)")
-def al_iteration(ctx: JobContext) -> dict[str, Any]:
-    """Serve the campaign's labels (first run) or learn the answers so far, save a version, refill the queue."""
+@dataclass
+class CampaignState:
+    """A campaign's cycle rebuilt from its model version and its answers (what every campaign job starts from)."""
+
+    campaign_id: int
+    name: str
+    iteration: int
+    cfg: CampaignConfig
+    ranker: BiCrossRanker
+    cycle: Any  # ActiveLearningCycle
+    texts: dict[int, str]
+    held_out: list[DocRow]
+    fresh: list[tuple[int, int]]  # answers not learned yet
+
+
+def _campaign_state(ctx: JobContext, campaign_id: int) -> CampaignState | None:
+    """The campaign's cycle from its model version, its answers recorded (None when the campaign was deleted)."""
     from core.newlabels.active_learning import ActiveLearningCycle, ALConfig
 
     settings = ctx.settings
-    campaign_id = int(ctx.params["campaign_id"])
     with ctx.db.session() as s:
         campaign = s.get(Campaign, campaign_id)
-        if campaign is None or campaign.status == CAMPAIGN_STOPPED:
-            return {"skipped": "the campaign was stopped or deleted"}
+        if campaign is None:
+            return None
         cfg = CampaignConfig.from_dict(campaign.config)
         version = s.get(ModelVersion, campaign.model_version_id) if campaign.model_version_id else None
         labels = s.execute(select(Label.id, Label.pref_label, Label.alt_labels)
@@ -276,7 +327,6 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     pools = load_pools(ctx.db, ctx.project_id, list(new_labels))
     every = documents(ctx.db, ctx.project_id)  # one read serves training (non-test) and the held-out metric (test)
     docs = [d for d in every if d.split != "test"]
-    held_out = [d for d in every if d.split == "test"]
     texts = {d.id: d.text for d in docs}
     # Replay teaches the labels the model knew before: a campaign label's own gold never leaks in.
     replay = {d.id: set(d.gold) - set(new_labels) for d in docs if set(d.gold) - set(new_labels)}
@@ -288,32 +338,63 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
     overrides = {k: v for k, v in cfg.al.items() if k in ALConfig.__dataclass_fields__}
     al_cfg = ALConfig(**{**overrides, "questions_per_iteration": cfg.questions_per_fill, "strategy": strategy})
     cycle = ActiveLearningCycle(ranker, texts, replay, new_labels, pools, al_cfg, resume=True)
+    ctx.progress(0.03, "reading the pooled documents' vectors (embedded once per model)", force=True)
+    pooled, vectors = served_pool_vectors(ctx.db, settings, ctx.project_id, ranker.bi_encoder, lambda done, total:
+                                          ctx.progress(0.03, f"embedded {done:,} of {total:,} pooled documents"))
+    cycle.remember_vectors([d for d in pooled if d in texts], vectors[[d in texts for d in pooled]])
     answers, trained = _campaign_answers(ctx.db, campaign_id)
     cycle.answers, cycle.trained = answers, trained & set(answers)
     cycle.record([], [])  # the new labels' priors follow the answers so far
-    fresh = [q for q in answers if q not in trained]
-    metrics = _campaign_metrics(ranker, new_labels, fresh, answers, texts, held_out)
+    return CampaignState(campaign_id, name, iteration, cfg, ranker, cycle, texts,
+                         [d for d in every if d.split == "test"], [q for q in answers if q not in trained])
+
+
+def _save_campaign_version(ctx: JobContext, st: CampaignState, number: int, stats: dict[str, Any],
+                           metrics: dict[str, float], learned: set[tuple[int, int]], **extra: Any) -> int:
+    """Save the campaign's model as a version, mark ``learned`` answers and point the campaign at the version."""
+    settings = ctx.settings
+    # Encoders that learned nothing are not copied again (a bundle is never changed: the new one points at them).
+    copy = bool({"bi", "cross"} & set(stats))
+    bundle = write_bundle(settings.models_dir, ctx.project_id, "bicross", lambda folder: {
+        **st.ranker.save(folder, copy_encoders=copy), "campaign_id": st.campaign_id, "iteration": number, **extra})
+    new_version = register_version(
+        ctx.db, ctx.project_id, "bicross", bundle, config={"campaign": st.name, "campaign_id": st.campaign_id,
+                                                           "iteration": number, **extra, **flat_stats(stats)},
+        metrics=metrics, taxonomy_version_id=None, owner=ctx.owner, activate=st.cfg.activate_versions)
+    with ctx.db.session() as s:
+        ctx.owner.hold(s)  # a reaped job marks nothing learned
+        for d, lab in learned:
+            s.execute(update(Annotation).where(Annotation.campaign_id == st.campaign_id, Annotation.document_id == d,
+                                               Annotation.label_id == lab, Annotation.trained_in_iteration.is_(None))
+                      .values(trained_in_iteration=number))
+        campaign = s.get(Campaign, st.campaign_id)
+        campaign.iteration, campaign.model_version_id = number, new_version
+        # Labels deleted mid-campaign: their waiting questions are withdrawn.
+        s.execute(update(QueueItem).where(QueueItem.campaign_id == st.campaign_id, QueueItem.status == QUEUE_OPEN,
+                                          QueueItem.label_id.not_in(list(st.cycle.new_labels)))
+                  .values(status=QUEUE_RETIRED))
+    return new_version
+
+
+@job_handler(AL_ITERATION, "Active-learning iteration (train on the answers, re-rank the queue)")
+def al_iteration(ctx: JobContext) -> dict[str, Any]:
+    """Serve the campaign's labels (first run) or learn the answers so far, save a version, refill the queue."""
+    campaign_id = int(ctx.params["campaign_id"])
+    with ctx.db.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        if campaign is None or campaign.status == CAMPAIGN_STOPPED:
+            return {"skipped": "the campaign was stopped or deleted"}
+    st = _campaign_state(ctx, campaign_id)
+    if st is None:
+        return {"skipped": "the campaign was stopped or deleted"}
+    cycle, fresh = st.cycle, st.fresh
+    metrics = _campaign_metrics(st.ranker, cycle.new_labels, fresh, cycle.answers, st.texts, st.held_out,
+                                cycle.doc_vectors)
     stats = cycle.train(stage(ctx.progress, 0.05, 0.8)) if fresh else {"skipped": "no answer to learn yet"}
     ctx.check_cancel()
     learned = cycle.trained & set(fresh)
-    number = iteration + 1 if learned or iteration == 0 else iteration
-    bundle = write_bundle(settings.models_dir, ctx.project_id, "bicross", lambda folder: {
-        **ranker.save(folder), "campaign_id": campaign_id, "iteration": number})
-    new_version = register_version(
-        ctx.db, ctx.project_id, "bicross", bundle, config={"campaign": name, "campaign_id": campaign_id,
-                                                           "iteration": number, **flat_stats(stats)},
-        metrics=metrics, taxonomy_version_id=None, owner=ctx.owner, activate=cfg.activate_versions)
-    with ctx.db.session() as s:
-        ctx.owner.hold(s)  # a reaped iteration marks nothing learned
-        for d, lab in learned:
-            s.execute(update(Annotation).where(Annotation.campaign_id == campaign_id, Annotation.document_id == d,
-                                               Annotation.label_id == lab, Annotation.trained_in_iteration.is_(None))
-                      .values(trained_in_iteration=number))
-        campaign = s.get(Campaign, campaign_id)
-        campaign.iteration, campaign.model_version_id = number, new_version
-        # Labels deleted mid-campaign: their waiting questions are withdrawn.
-        s.execute(update(QueueItem).where(QueueItem.campaign_id == campaign_id, QueueItem.status == QUEUE_OPEN,
-                                          QueueItem.label_id.not_in(list(new_labels))).values(status=QUEUE_RETIRED))
+    number = st.iteration + 1 if learned or st.iteration == 0 else st.iteration
+    new_version = _save_campaign_version(ctx, st, number, stats, metrics, learned)
     ctx.progress(0.85, "re-ranking the pools and refilling the queue", force=True)
     asked = asked_questions(ctx.db, campaign_id)
     for q in asked:
@@ -324,10 +405,27 @@ def al_iteration(ctx: JobContext) -> dict[str, Any]:
             "metrics": metrics, "train": flat_stats(stats)}
 
 
+@job_handler(AL_CONSOLIDATE, "Consolidate a campaign (the bi-encoder learns its answers, with replay)")
+def al_consolidate(ctx: JobContext) -> dict[str, Any]:
+    """After a campaign: the bi-encoder learns every confirmed answer with replay of old gold pairs, every label and
+    the neighbour memory are embedded again (:meth:`ActiveLearningCycle.consolidate`); a version is saved."""
+    st = _campaign_state(ctx, int(ctx.params["campaign_id"]))
+    if st is None:
+        return {"skipped": "the campaign was deleted"}
+    stats = st.cycle.consolidate(stage(ctx.progress, 0.05, 0.9))
+    if "skipped" in stats:
+        return stats
+    ctx.check_cancel()
+    learned = set(st.fresh)  # the prototypes, memory, sparse heads and bi-encoder have them all now
+    number = st.iteration + 1
+    version = _save_campaign_version(ctx, st, number, stats, {}, learned, consolidated=True)
+    return {"iteration": number, "model_version_id": version, "learned": len(learned), "train": flat_stats(stats)}
+
+
 def _campaign_metrics(ranker: BiCrossRanker, new_labels: dict[int, str], fresh: list[tuple[int, int]],
                       answers: dict[tuple[int, int], str], texts: dict[int, str], held_out: list[DocRow],
-                      held_out_docs: int = 200, old_docs: int = 100) -> dict[str, float]:
-    """Recall@10 (bi-encoder) before this iteration's training.
+                      vectors: Any = None, held_out_docs: int = 200, old_docs: int = 100) -> dict[str, float]:
+    """Recall@10 (bi-encoder) before this iteration's training (``vectors``: the answered documents' vectors, known).
 
     ``answered_R@10``: the campaign's labels on the documents SMEs just said "yes" to (not learned yet);
     ``heldout_R@10``: the campaign's labels on test documents whose gold carries one (when the project has any);
@@ -342,7 +440,8 @@ def _campaign_metrics(ranker: BiCrossRanker, new_labels: dict[int, str], fresh: 
             yes.setdefault(d, set()).add(lab)
     if yes:
         ids = sorted(yes)
-        ranked = ranker.rank([texts[d] for d in ids], k=10, rerank=False)
+        ranked = ranker.rank([texts[d] for d in ids], k=10, rerank=False,
+                             doc_vectors=vectors(ids) if vectors is not None else None)
         out["answered_R@10"] = evaluate([[p.label_id for p in r] for r in ranked], [yes[d] for d in ids], ("R@10",))["R@10"]
     new = [d for d in held_out if set(d.gold) & set(new_labels)][:held_out_docs]
     old = [d for d in held_out if set(d.gold) - set(new_labels)][:old_docs]

@@ -18,20 +18,29 @@ class EmbeddingCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def get(self, key: str, encoder: Any, doc_ids: Sequence[int], texts: Sequence[str], progress: Any = None) -> np.ndarray:
-        """Embeddings of ``texts`` (rows aligned with ``doc_ids``), computed only if not cached for ``key``."""
+    def path(self, key: str, doc_ids: Sequence[int], texts: Sequence[str]) -> Path:
+        """Where the vectors of exactly these documents (ids and texts) by encoder ``key`` are kept."""
         digest = hashlib.sha1(np.asarray(doc_ids, dtype=np.int64).tobytes())
         for text in texts:  # an edited or re-imported document must not reuse a stale vector
             digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
-        path = self.folder / f"{key}-{digest.hexdigest()[:16]}.npy"
+        return self.folder / f"{key}-{digest.hexdigest()[:16]}.npy"
+
+    def get(self, key: str, encoder: Any, doc_ids: Sequence[int], texts: Sequence[str], progress: Any = None) -> np.ndarray:
+        """Embeddings of ``texts`` (rows aligned with ``doc_ids``), computed only if not cached for ``key``."""
+        path = self.path(key, doc_ids, texts)
         if path.is_file():
             return np.load(path)
         vectors = encode(encoder, list(texts), progress=progress)
+        self.put(key, doc_ids, texts, vectors)
+        return vectors
+
+    def put(self, key: str, doc_ids: Sequence[int], texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Keep vectors computed elsewhere (rows aligned with ``doc_ids``)."""
+        path = self.path(key, doc_ids, texts)
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
+        np.save(tmp, np.asarray(vectors, dtype=np.float32))
         tmp.replace(path)
-        return vectors
 
 
 def default_pool_size(corpus_size: int) -> int:

@@ -103,7 +103,8 @@ def test_rebuilding_from_the_same_answers_gives_the_same_model(ranker):
     assert np.allclose(first, ranker.vectors[ranker.table.row(100)], atol=1e-6)
 
 
-def test_the_memory_and_the_sparse_backend_learn_every_confirmed_document(ranker):
+@pytest.mark.parametrize("heads", [True, False])
+def test_the_memory_and_the_sparse_backend_learn_every_confirmed_document(ranker, heads):
     from core.model.ranker import NeighbourMemory
     from core.model.sparse import SparseBackend, SparseConfig
 
@@ -112,13 +113,19 @@ def test_the_memory_and_the_sparse_backend_learn_every_confirmed_document(ranker
                                     [sorted(OLD_GOLD[d]) for d in known])
     ranker.sparse = SparseBackend.fit([TEXTS[d] for d in known], [OLD_GOLD[d] for d in known],
                                       SparseConfig(min_df=1, cluster_k=2, n_trees=1))
-    al = cycle(ranker, cross_negatives=0)
+    trees = ranker.sparse.model
+    al = cycle(ranker, cross_negatives=0, sparse_heads=heads)
     al.record([(10, 100), (13, 100), (11, 100)], ["yes", "yes", "no"])
     al.train()
     # Document 10 was in the memory: its row gains the label; 13 was not: a row is added with its gold.
     assert len(ranker.memory) == 5 and ranker.memory.labels[0] == [3, 100] and ranker.memory.labels[4] == [100]
     assert all(100 not in ranker.memory.labels[r] for r in (1, 2, 3))
-    assert 100 in set(ranker.sparse.label_ids.tolist())  # refit with the confirmed documents
+    if heads:  # a head over the trees' features, fitted on the answers; the trees are not refit
+        assert ranker.sparse.model is trees and ranker.sparse.heads.label_ids.tolist() == [100]
+        [pancreas, heart] = ranker.sparse.predict([TEXTS[10], TEXTS[14]], 10)
+        assert pancreas[100] > heart[100]
+    else:  # the trees refit with the confirmed documents
+        assert ranker.sparse.model is not trees and 100 in set(ranker.sparse.label_ids.tolist())
     al.record([(15, 100)], ["no"])
     al.train()  # the same answers plus one more "no": the memory is rebuilt, not appended to again
     assert len(ranker.memory) == 5 and sum(100 in row for row in ranker.memory.labels) == 2
@@ -312,7 +319,7 @@ def test_the_same_answers_read_as_the_job_reads_them_give_the_same_model(world, 
     old = {d.id: set(d.gold) - {onc} for d in docs}
     labels = [LabelRow(i, ext, ext) for ext, i in world["labels"].items() if i != onc]
     # Omikuji has no seed (its k-means and its linear solver draw from the thread's RNG): two fits on the same data
-    # differ in their last digits. What the cycle controls is what the refit learns from: that must be the same.
+    # differ in their last digits; the heads the cycle fits over its features must be the same.
     refits: list[tuple[list[str], list[set[int]]]] = []
     fit = SparseBackend.fit.__func__
 
@@ -339,8 +346,10 @@ def test_the_same_answers_read_as_the_job_reads_them_give_the_same_model(world, 
     a, b = learned(), learned()
     assert np.allclose(a.vectors[a.table.row(onc)], b.vectors[b.table.row(onc)], atol=1e-6)
     assert a.memory.labels == b.memory.labels and onc in {lab for row in a.memory.labels for lab in row}
-    assert len(refits) == 4 and refits[1] == refits[3] and any(onc in g for g in refits[1][1])  # the AL refits
-    assert a.sparse.knows() == b.sparse.knows() and onc in a.sparse.knows()
+    # The sparse backend learns the answers as a head (its trees are fitted once per model, never by the cycle).
+    assert len(refits) == 2 and a.sparse.heads.label_ids.tolist() == b.sparse.heads.label_ids.tolist() == [onc]
+    assert np.allclose(a.sparse.heads.weights.toarray(), b.sparse.heads.weights.toarray())
+    assert a.sparse.heads.bias == pytest.approx(b.sparse.heads.bias)
     probe = list(texts.values())
     pairs = [a.table.text(i) for i in a.table.ids for _ in probe], [t for _ in a.table.ids for t in probe]
     assert np.allclose(a.cross.logits_np(*pairs), b.cross.logits_np(*pairs), atol=1e-5)
@@ -377,3 +386,41 @@ def test_the_cross_encoder_trains_only_where_it_beats_the_first_stage_on_answers
     assert check["earns"] is right
     assert bool(trained) is right and ("cross" in stats) is right
     assert stats["learned"] == 5  # learned either way: by the re-ranker too where it earned it
+
+
+def test_consolidation_teaches_the_bi_encoder_the_campaign_with_replay_and_embeds_everything_again(ranker):
+    from core.model.encoders import fingerprint
+    from core.model.ranker import NeighbourMemory
+
+    known = [10, 11, 12, 14]
+    ranker.memory = NeighbourMemory(ranker.embed_documents([TEXTS[d] for d in known]),
+                                    [sorted(OLD_GOLD[d]) for d in known])
+    al = cycle(ranker, consolidate_replay=2.0)
+    al.record([(10, 100), (13, 100), (11, 100)], ["yes", "yes", "no"])
+    al.train()
+    weights, old_vector = fingerprint(ranker.bi_encoder), ranker.vectors[ranker.table.row(1)].copy()
+    stats = al.consolidate()
+    assert stats["positives"] == 2 and stats["replay"] == 4  # two confirmed answers, two old pairs each
+    assert fingerprint(ranker.bi_encoder) != weights
+    assert not np.allclose(ranker.vectors[ranker.table.row(1)], old_vector, atol=1e-5)  # every label embedded again
+    # The memory is rebuilt with the new encoder from every document with a known label, the confirmed ones included.
+    with_labels = [d for d in sorted(TEXTS) if OLD_GOLD[d] or d == 13]  # 13: confirmed, no old label
+    assert len(ranker.memory) == len(with_labels)
+    assert np.allclose(ranker.memory.vectors, ranker.embed_documents([TEXTS[d] for d in with_labels]), atol=1e-5)
+    assert sorted(ranker.memory.labels[with_labels.index(13)]) == [100]
+    # The new label's vector is its prototype under the new encoder (its name moved towards its confirmed documents).
+    name = ranker.embed_documents([NEW[100]])[0]
+    assert not np.allclose(ranker.vectors[ranker.table.row(100)], name / np.linalg.norm(name), atol=1e-4)
+
+
+def test_consolidation_can_be_turned_off_and_needs_a_confirmed_answer(ranker):
+    from core.model.encoders import fingerprint
+
+    weights = fingerprint(ranker.bi_encoder)
+    al = cycle(ranker, consolidate_replay=0.0)
+    al.record([(10, 100)], ["yes"])
+    assert "off" in al.consolidate()["skipped"]
+    al = cycle(BiCrossRanker.build(ranker.bi_encoder, make_label_table(OLD, list(OLD_GOLD.values()))))
+    al.record([(11, 100)], ["no"])
+    assert "no confirmed answer" in al.consolidate()["skipped"]
+    assert fingerprint(ranker.bi_encoder) == weights

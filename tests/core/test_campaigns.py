@@ -126,6 +126,18 @@ def test_overlap_copies_go_to_different_smes(world):
     assert claim_next(db, cid, c, T0) is None
 
 
+@pytest.mark.parametrize(("replay", "first", "queued"), [(1.0, "yes", True), (None, "yes", False), (1.0, "no", False)])
+def test_stopping_queues_the_consolidation_where_configured_and_something_was_confirmed(world, replay, first, queued):
+    db, a = world["db"], world["users"][0]
+    cid = campaign(world, **({"al": {"consolidate_replay": replay}} if replay is not None else {}))
+    q = claim_next(db, cid, a, T0)
+    answer(db, q.item_id, a, first, now=T0)
+    set_status(db, cid, "stopped", None)
+    with db.session() as s:
+        kinds = [(j.kind, job_params(j)) for j in s.scalars(select(Job)) if j.kind != "al_iteration"]
+    assert kinds == ([("al_consolidate", {"campaign_id": cid})] if queued else [])
+
+
 def test_a_training_iteration_is_queued_once_after_the_threshold(world):
     db, a = world["db"], world["users"][0]
     cid = campaign(world, labels=("onc", "card"), train_after_positives=2)

@@ -66,3 +66,13 @@ def test_each_margin_is_the_teachers_positive_score_minus_its_negative_score(mod
                 for q, p, n in zip(ex.queries, ex.positives, ex.negatives, strict=True)]
     assert ex.margins == expected
     assert all(m > 0 for m in ex.margins)  # each title shares words with its own abstract only: positive margins
+
+
+def test_gpl_can_adapt_on_a_seeded_sample_of_the_corpus(models):
+    encoder, _ = models
+    docs = [(f"title {i}", f"abstract number {i} about topic {i}.") for i in range(6)]
+    ex = mine(encoder, OverlapTeacher(), docs, TitleQueries(), GplConfig(max_docs=3, negatives_per_query=1))
+    again = mine(encoder, OverlapTeacher(), docs, TitleQueries(), GplConfig(max_docs=3, negatives_per_query=1))
+    # Three documents' queries, positives and negatives (all from the sample), the same three every time.
+    assert len(set(ex.queries)) == 3 and set(ex.positives) | set(ex.negatives) <= {a for _, a in docs}
+    assert len(set(ex.positives) | set(ex.negatives)) == 3 and ex.queries == again.queries

@@ -65,6 +65,44 @@ def test_the_sparse_backend_refuses_documents_without_labels():
         SparseBackend.fit(["a", "b"], [set(), set()])
 
 
+def test_a_head_learns_a_new_label_from_answers_without_refitting_the_trees(tmp_path):
+    texts, gold = corpus(60)
+    backend = SparseBackend.fit(texts, gold, SparseConfig(cluster_k=2, n_trees=1))
+    trees = backend.model
+    # Label 50 is new; SMEs said "yes" to the records about screening, "no" to the others (words the trees know).
+    pos = [i for i, t in enumerate(texts) if "screening" in t]
+    neg = [i for i, t in enumerate(texts) if "screening" not in t]
+    stats = backend.fit_heads(texts, {50: (pos, neg), 51: ([0], [])})
+    assert stats["heads"] == 1 and backend.model is trees  # 51 has no negative: no head; the trees stay
+    [yes, no] = backend.predict(["mammography screening in patients", "insulin and glucose"], k=5)
+    assert yes[50] > 0.5 > no.get(50, 0.0) and 51 not in yes
+    assert len(yes) <= 5 and 2 in yes  # the trees' hits stay beside the head's
+    backend.save(tmp_path / "sparse")
+    again = SparseBackend.load(tmp_path / "sparse")
+    probe = ["tumour screening"]
+    assert again.predict(probe, 5)[0][50] == pytest.approx(backend.predict(probe, 5)[0][50])
+    # Refitting one label's head keeps the others'; a label that loses its negatives loses its head.
+    backend.fit_heads(texts, {52: (pos[:4], neg)})
+    assert set(backend.heads.label_ids.tolist()) == {50, 52}
+    backend.fit_heads(texts, {50: (pos, [])})
+    assert set(backend.heads.label_ids.tolist()) == {52} and 50 not in backend.knows()
+
+
+def test_the_memory_finds_the_rows_documents_repeat_a_block_at_a_time():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(600, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    memory = NeighbourMemory(vectors, [[1] for _ in range(600)])
+    fresh = rng.normal(size=(2, 8)).astype(np.float32)
+    fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
+    docs = np.vstack([vectors[[3, 299, 598]], fresh])  # three held rows (across blocks of 256), two new documents
+    memory.relabel({9}, docs, [{9}] * 5)
+    assert [memory.labels[r] for r in (3, 299, 598)] == [[1, 9]] * 3
+    assert len(memory) == 602 and memory.labels[600:] == [[9], [9]]
+    memory.relabel({9}, docs[:1], [{9}])  # idempotent: the same answers give the same memory
+    assert memory.labels[299] == [1] and memory.labels[3] == [1, 9] and len(memory) == 602
+
+
 def test_neighbour_scores_are_the_similarity_weighted_share_of_neighbours_carrying_a_label():
     memory = NeighbourMemory(np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32), [[1, 2], [2], [3]])
     [scores] = memory.scores(np.array([[1.0, 0.0]], dtype=np.float32), k=2)
@@ -129,6 +167,24 @@ def test_every_source_adds_its_candidates_with_their_features(hybrid):
     assert c.column("sparse")[row[7]] > 0.5  # "patients" -> Humans, learned by the sparse backend
     assert c.column("seen")[row[9]] == 0.0 and c.column("seen")[row[7]] == 1.0  # asthma has no training document
     assert c.column("cosine_gap").max() == pytest.approx(0.0)
+
+
+def test_scores_among_labels_are_the_first_stage_scores_of_exactly_those_labels(hybrid):
+    ranker, _, _ = hybrid
+    text = ["troponin after angioplasty in patients"]
+    [served] = ranker.rank(text, k=5, rerank=False)
+    ids = [p.label_id for p in served][:3]
+    scores = ranker.scores_among(text, [*ids, 9])[0]
+    # Labels the served ranking holds keep its scores (and so its order); a label outside it is scored too.
+    assert scores[:3] == pytest.approx([p.score for p in served][:3], abs=1e-5)
+    assert np.isfinite(scores[3])
+    ranker.remove_labels([9])
+    try:
+        assert ranker.scores_among(text, [9])[0, 0] == -np.inf
+    finally:
+        ranker._removed.discard(9)
+        ranker.index.add(np.array([9]), ranker.vectors[[ranker.table.row(9)]])
+        ranker._refresh_frequent()
 
 
 def test_a_label_the_sparse_backend_never_saw_is_still_served_by_the_dense_and_name_sources(hybrid):

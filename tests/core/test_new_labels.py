@@ -21,7 +21,7 @@ from core.model.training import TrainConfig
 from core.model.versions import activate, active_version, list_versions, read_manifest
 from core.newlabels.jobs import load_pools
 from core.worker import WorkerProcess
-from storage.models import Document, Label, ModelVersion, PoolEntry
+from storage.models import Document, Job, Label, ModelVersion, PoolEntry
 from tests.fakes import TAXONOMY_CSV, write
 
 CORPUS = """doc_id,title,abstract,tags,split
@@ -88,14 +88,15 @@ def test_gpl_adapts_a_separate_encoder_and_the_pool_job_uses_it(db, project, dat
         assert rows[0].score >= rows[1].score >= rows[2].score
         test_doc = s.scalar(select(Document.id).where(Document.split == "test"))
         assert test_doc not in {r.document_id for r in rows}
-    cached = list((data_dir / "embeddings" / f"project-{pid}").glob("*.npy"))
-    assert len(cached) == 1
+    folder = data_dir / "embeddings" / f"project-{pid}"
+    cached = list(folder.glob(f"v{gpl.id}-*.npy"))  # the corpus by the adapted encoder
+    assert len(cached) == 1 and len(list(folder.glob("served-*.npy"))) == 1  # the 3 pooled ones by the served model
 
     # Rebuilt bigger than the corpus: replaced, capped at the 5 poolable documents, embeddings reused.
     assert run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 50}).status == "done"
     pool = load_pools(db, pid)[oncology]
     assert len(pool) == 5 and len(set(pool)) == 5
-    assert list((data_dir / "embeddings" / f"project-{pid}").glob("*.npy")) == cached
+    assert list(folder.glob(f"v{gpl.id}-*.npy")) == cached and len(list(folder.glob("served-*.npy"))) == 2
     with db.session() as s:  # a removed document leaves the pool
         s.execute(update(Document).where(Document.id == pool[0]).values(removed=True))
     assert pool[0] not in load_pools(db, pid, [oncology])[oncology]
@@ -110,7 +111,7 @@ def test_the_pool_job_refuses_unknown_labels_and_an_empty_choice(db, project):
 
 
 @pytest.mark.slow  # trains a real model for several seconds
-def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_queue(db, project):
+def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_queue(db, project, monkeypatch):
     from core.accounts.auth import create_user
     from core.newlabels.campaigns import CampaignConfig, answer, campaign_progress, claim_next, create_campaign
     from storage.models import Annotation, Campaign, QueueItem
@@ -119,10 +120,19 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
     cfg = TrainConfig(batch_size=3, max_seq_length=48, cross_max_length=48, cross_positives_per_doc=1)
     assert run(db, "train_model", pid, {"config": cfg.as_dict(), "eval_docs": 1}).status == "done"
     oncology = labels["Oncology"]
-    assert run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 5}).status == "done"
+    pools = run(db, "build_pools", pid, {"label_ids": [oncology], "pool_size": 5})
+    # The pool job also embeds the pooled documents with the served model, once: iterations never embed them again.
+    assert pools.status == "done" and pools.result["served_vectors"] == pools.result["documents"] == 5
+    with db.session() as s:
+        pooled = {d.title for d in s.scalars(select(Document).join(PoolEntry, PoolEntry.document_id == Document.id))}
+    embedded: list[str] = []
+    original = BiCrossRanker.embed_documents
+    monkeypatch.setattr(BiCrossRanker, "embed_documents",
+                        lambda self, texts, **kw: embedded.extend(texts) or original(self, texts, **kw))
     sme = create_user(db, "sme", "long enough", "annotator").id
     cid = create_campaign(db, pid, "oncology", [oncology], None,
-                          CampaignConfig(questions_per_fill=3, train_after_positives=2, al={"train_batch": 2}))
+                          CampaignConfig(questions_per_fill=3, train_after_positives=2,
+                                         al={"train_batch": 2, "consolidate_replay": 1.0}))
     first = work(db, pending_job(db))  # queued by the campaign's creation
     assert first.status == "done", first.error
     assert first.result["iteration"] == 1 and first.result["queued"] == 3 and first.result["learned"] == 0
@@ -139,6 +149,7 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
     second = work(db, pending_job(db))
     assert second.status == "done", second.error
     assert second.result["iteration"] == 2 and second.result["learned"] == 3
+    assert embedded and not [t for t in embedded if any(t.startswith(title) for title in pooled)]
     assert second.result["train"]["confirmed"] >= 2 and "answered_R@10" in second.result["metrics"]
     # The saved version serves the label's prototype (moved towards its confirmed documents), not its name.
     with db.session() as s:
@@ -161,6 +172,22 @@ def test_a_campaign_serves_its_labels_then_learns_the_answers_and_refills_the_qu
         waiting = s.scalars(select(QueueItem).where(QueueItem.status == "open")).all()
     assert waiting and all(w.model_version_id == second.result["model_version_id"] for w in waiting)
     assert campaign_progress(db, cid).totals["asked"] == 3
+
+    # Stopping the campaign queues its consolidation (configured): the bi-encoder learns the answers, a version.
+    from core.newlabels.campaigns import set_status
+
+    set_status(db, cid, "stopped", None)
+    with db.session() as s:
+        job_id = s.scalar(select(Job.id).where(Job.kind == "al_consolidate", Job.status == "queued"))
+    done = work(db, job_id)
+    assert done.status == "done", done.error
+    assert done.result["train"]["positives"] >= 2 and done.result["iteration"] == 3
+    with db.session() as s:
+        version = s.get(ModelVersion, done.result["model_version_id"])
+        assert version.config["consolidated"] and s.get(Campaign, cid).model_version_id == version.id
+    after = BiCrossRanker.load(Path(version.path), read_manifest(Path(version.path)), "cpu")
+    assert not np.allclose(after.vectors[after.table.row(labels["Cardiology"])],
+                           rows[1].vectors[rows[1].table.row(labels["Cardiology"])], atol=1e-5)
 
 
 def pending_job(db):
