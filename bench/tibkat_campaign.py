@@ -51,10 +51,10 @@ def prepare(folder: Path, source: Path, initial: Path | None = None) -> dict[str
     from core.model.encoders import fingerprint, load_bi_encoder
     from core.model.loading import load_ranker
     from core.model.versions import register_version
-    from core.newlabels.jobs import served_pool_vectors, store_pools
+    from core.newlabels.jobs import pooled_documents, served_pool_vectors, store_pools
     from core.newlabels.pools import EmbeddingCache
     from storage.db import Database
-    from storage.models import Document, Label
+    from storage.models import Label
 
     if initial is None:
         initial = Path(json.loads((ROOT / "bench" / "results" / "active_learning_tibkat.json").read_text())["initial_bundle"])
@@ -77,16 +77,9 @@ def prepare(folder: Path, source: Path, initial: Path | None = None) -> dict[str
 
     al_idx, _ = validation_split(len(train), 0.1, 0)
     row = {train[i].id: r for r, i in enumerate(al_idx)}
-    pooled = sorted({d for p in pools.values() for d, _ in p})
-    with db.session() as s:
-        rows = s.execute(select(Document.id, Document.title, Document.abstract, Document.keywords)
-                         .where(Document.id.in_(pooled)).order_by(Document.id)).all()
-    from core.data.corpus import document_text
-
-    texts = [document_text(t or "", a or "", k) for _, t, a, k in rows]
+    pooled, texts = pooled_documents(db, pid)
     EmbeddingCache(settings.embeddings_dir / f"project-{pid}").put(
-        f"served-{fingerprint(ranker.bi_encoder)}", [i for i, *_ in rows], texts,
-        ranker.memory.vectors[[row[i] for i, *_ in rows]])
+        f"served-{fingerprint(ranker.bi_encoder)}", pooled, texts, ranker.memory.vectors[[row[i] for i in pooled]])
     ids, _ = served_pool_vectors(db, settings, pid, load_bi_encoder(ranker.bi_path, "cpu"))  # a cache hit
     assert len(ids) == len(pooled)
     with db.session() as s:

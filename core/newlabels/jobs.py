@@ -223,17 +223,21 @@ def _pools_from_corpus(ctx: JobContext, texts: dict[int, str], enc_path: str, ke
             **_served_vectors_ahead(ctx)}
 
 
+def pooled_documents(db: Database, project_id: int) -> tuple[list[int], list[str]]:
+    """Every live document in one of the project's pools (ids, by id) and the text the models read."""
+    with db.session() as s:
+        rows = s.execute(select(Document.id, Document.title, Document.abstract, Document.keywords)
+                         .where(Document.id.in_(select(PoolEntry.document_id).where(PoolEntry.project_id == project_id)),
+                                Document.removed.is_(False)).order_by(Document.id)).all()
+    return [i for i, *_ in rows], [document_text(t or "", a or "", k) for _, t, a, k in rows]
+
+
 def served_pool_vectors(db: Database, settings: Settings, project_id: int, encoder: Any,
                         progress: Any = None) -> tuple[list[int], np.ndarray]:
     """Every pooled document of the project (ids) and its vector by ``encoder`` (the served bi-encoder), cached on
     disk per encoder weights: a campaign's iterations re-rank their pools without embedding them again (a library's
     30,000 pooled records take minutes), and the pool job computes them ahead for the active model."""
-    with db.session() as s:
-        rows = s.execute(select(Document.id, Document.title, Document.abstract, Document.keywords)
-                         .where(Document.id.in_(select(PoolEntry.document_id).where(PoolEntry.project_id == project_id)),
-                                Document.removed.is_(False)).order_by(Document.id)).all()
-    ids = [i for i, *_ in rows]
-    texts = [document_text(t or "", a or "", k) for _, t, a, k in rows]
+    ids, texts = pooled_documents(db, project_id)
     if not ids:
         return [], np.zeros((0, 0), dtype=np.float32)
     cache = EmbeddingCache(settings.embeddings_dir / f"project-{project_id}")
