@@ -47,6 +47,9 @@ POOL_KS = (100, 200, 400, 1000)
 VARIANTS = {"greedy": {}, "random": {"strategy": "random"}, "give_up": {"give_up_after": 10},
             "seen_after_1": {"seen_after": 1}, "sparse_refit": {"sparse_heads": False},
             "heads_c1_w1": {"head_c": 1.0, "head_positive_weight": 1.0}, "heads_w3": {"head_positive_weight": 3.0},
+            "heads_w30": {"head_positive_weight": 30.0}, "heads_c1_w10": {"head_c": 1.0, "head_positive_weight": 10.0},
+            "heads_w10": {"head_positive_weight": 10.0},
+            "heads_c1_w30": {"head_c": 1.0, "head_positive_weight": 30.0}, "heads_w100": {"head_positive_weight": 100.0},
             "heads_balanced": {"head_c": 1.0, "head_positive_weight": 0.0}}
 PEER = 0.380  # Annif's Bonsai trained with these labels' full TRAIN gold (same split and machine kind)
 

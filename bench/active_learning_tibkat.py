@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.active_learning import Probe, at_answers, phase_medians
+from bench.active_learning import VARIANTS, Probe, at_answers, phase_medians
 from bench.common import ROOT, command_line, machine, update_benchmarks
 from bench.ranking import log, progress_printer
 from bench.tibkat import served
 
 FOLDER = ROOT / "var" / "bench-tibkat"  # the TIBKAT project bench.tibkat built (its served model is the ceiling)
 NEW_SUBJECTS, LO, HI, SEED = 30, 100, 400, 0
+RESULTS = ROOT / "bench" / "results" / "active_learning_tibkat.json"
 MINUTES = 60.0  # the ceiling's training budget (bench.tibkat's `xmtc train tibkat --minutes 60`)
 
 
@@ -132,6 +133,32 @@ def pools_by(encoder: Any, ids: list[int], texts: dict[int, str], new_names: dic
     return pools, {str(k): round(v, 4) for k, v in recall.items()}, minutes
 
 
+def other_pools(initial: Path, ids: list[int], texts: dict[int, str], new_names: dict[int, str],
+                positives: dict[int, set[int]]) -> dict[str, dict[str, float]]:
+    """Pool recall@k by what else could draw the pools: the initial model's own fine-tuned bi-encoder (its neighbour
+    memory holds these records' vectors) and the subjects' names against the records by its TF-IDF features."""
+    from sklearn.preprocessing import normalize
+
+    from core.model.encoders import encode
+    from core.model.loading import load_ranker
+    from core.newlabels.pools import pool_recall, scored_pools
+
+    ranker = load_ranker(initial, "cpu")
+    assert ranker.memory is not None and ranker.sparse is not None and len(ranker.memory) == len(ids)
+    names = list(new_names.values())
+    served = scored_pools(ids, ranker.memory.vectors, dict(zip(new_names, encode(ranker.bi_encoder, names),
+                                                               strict=True)), max(POOL_KS))
+    words = normalize(ranker.sparse.vectorizer.transform([texts[i] for i in ids]))
+    scores = (normalize(ranker.sparse.vectorizer.transform(names)) @ words.T).toarray()
+    lexical = {lab: [ids[j] for j in np.argsort(-row, kind="stable")[:max(POOL_KS)]]
+               for lab, row in zip(new_names, scores, strict=True)}
+    out = {}
+    for key, pools in (("served_bi_encoder", {lab: [d for d, _ in p] for lab, p in served.items()}),
+                       ("tfidf_names", lexical)):
+        out[key] = {str(k): round(v, 4) for k, v in pool_recall(pools, positives, POOL_KS).items()}
+    return out
+
+
 def adapt(al_texts: list[str], folder: Path) -> tuple[Any, dict[str, Any]]:
     """GPL on a seeded sample of the records the campaign asks about; the teacher is the pretrained ms-marco re-ranker
     (the initial model has no cross-encoder: the hour's plan leaves it out on a CPU)."""
@@ -164,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--initial-only", action="store_true", help="train and save the initial model, then stop")
     parser.add_argument("--adapted", type=Path, default=None, help="reuse a GPL-adapted encoder saved by an earlier run")
     parser.add_argument("--iterations", type=int, default=20, help="150 questions each: 5 per subject")
-    parser.add_argument("--variants", default="greedy,random")
+    parser.add_argument("--variants", default="greedy,random", help=f"greedy first; any of {sorted(VARIANTS)}")
+    parser.add_argument("--add", action="store_true",
+                        help="add the variants' curves to the existing results file (no ceiling, no consolidation)")
     parser.add_argument("--no-consolidate", action="store_true", help="skip the bi-encoder's learning after greedy")
     parser.add_argument("--pools-only", action="store_true", help="stop once the pools are built (their vectors cached)")
     parser.add_argument("--pool-encoder", choices=("gpl", "pretrained"), default="gpl",
@@ -193,6 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     new_list = sorted(new_ids)
     results: dict[str, Any] = {"machine": machine(), "command": command, "initial_bundle": str(initial),
                                "ceiling_bundle": s["ceiling_version"].path}
+    if args.add:  # more settings on the same campaign: the file's other keys (ceiling, consolidation) stay
+        results = json.loads(RESULTS.read_text())
+        results["commands_added"] = [*results.get("commands_added", []), command]
+        if "consolidation" in results:  # the campaign the consolidation learned, whatever the defaults are now
+            results.setdefault("consolidation_al_config", results["al_config"])
     manifest = json.loads((Path(initial) / "manifest.json").read_text())
     results["initial_train_minutes"] = round(manifest["training_stats"]["train_seconds"] / 60, 1)
     results["new_subjects"] = [{"id": i, "name": names[i], "train_records": sum(i in d.gold for d in train),
@@ -219,13 +253,14 @@ def main(argv: list[str] | None = None) -> None:
     log(f"documents: {results['documents']}")
 
     # The ceiling: the project's served model, trained the same way with every subject's full gold.
-    ceiling = load_ranker(s["ceiling_version"].path, "cpu")
-    results["ceiling_new_R@10"] = new_test.recall(ceiling, False)
-    results["ceiling_new_only_R@10"] = new_test.only_new(ceiling)
-    results["ceiling_heldout_new_R@10"] = check_new.recall(ceiling, False)
-    results["ceiling_old_R@10"] = old_test.recall(ceiling, False)
-    log(f"ceiling: new R@10 {results['ceiling_new_R@10']:.3f}, only new {results['ceiling_new_only_R@10']:.3f}")
-    del ceiling
+    if not args.add:
+        ceiling = load_ranker(s["ceiling_version"].path, "cpu")
+        results["ceiling_new_R@10"] = new_test.recall(ceiling, False)
+        results["ceiling_new_only_R@10"] = new_test.only_new(ceiling)
+        results["ceiling_heldout_new_R@10"] = check_new.recall(ceiling, False)
+        results["ceiling_old_R@10"] = old_test.recall(ceiling, False)
+        log(f"ceiling: new R@10 {results['ceiling_new_R@10']:.3f}, only new {results['ceiling_new_only_R@10']:.3f}")
+        del ceiling
 
     # Pools of 1,000 from the records asked about, by the pretrained encoder and by the GPL-adapted one.
     new_names = {i: names[i] for i in new_list}
@@ -249,17 +284,19 @@ def main(argv: list[str] | None = None) -> None:
     results["pool_recall_at_400_gpl"] = results["pool_recall_gpl"]["400"]
     results["pool_recall_at_400_pretrained"] = results["pool_recall_pretrained"]["400"]
     log(f"pool recall, GPL-adapted encoder: {results['pool_recall_gpl']}")
+    results["pool_recall_other"] = other_pools(initial, al_ids, texts, new_names, positives)
+    log(f"pool recall, other scorers: {results['pool_recall_other']}")
     del adapted
     if args.pools_only:
         return
 
     # Active learning, the app's campaign settings; the served encoder's vectors of the records asked about are the
     # neighbour memory's (the initial model embedded exactly these records, in this order, for it).
-    for variant in args.variants.split(","):
+    for variant in filter(None, args.variants.split(",")):  # none: only the pools (with --add)
         ranker = load_ranker(initial, "cpu", trainable=True)
         assert ranker.memory is not None and len(ranker.memory) == len(al_ids)
         memory_vectors = ranker.memory.vectors.copy()
-        cfg = ALConfig(strategy="random" if variant == "random" else "greedy")
+        cfg = ALConfig(**VARIANTS[variant])
         if variant == "greedy":
             results["al_config"] = cfg.as_dict()
             results["old_R@10_before"] = old_test.recall(ranker, False)
@@ -286,6 +323,11 @@ def main(argv: list[str] | None = None) -> None:
         results.setdefault("curves", {})[variant] = [
             {"iteration": h.number, "asked": h.asked, "yes": h.positives, "seconds": round(h.seconds, 1),
              "phases": h.train.get("seconds", {}), **h.metrics} for h in history]
+        if variant != "random":  # a setting's end state on the held-out training records (what chooses it)
+            results.setdefault("settings", {})[variant] = {
+                "config": VARIANTS[variant], "new_R@10": history[-1].metrics.get("new_R@10"),
+                "heldout_new_R@10": check_new.recall(ranker, False), "heldout_old_R@10": check_old.recall(ranker, False)}
+            log(f"{variant} at the end: {results['settings'][variant]}")
         if variant != "greedy":
             continue
         results["iteration_s_median"] = float(np.median([h.seconds for h in history[1:]]))
@@ -293,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         results["heldout_old_R@10_after_frozen"] = check_old.recall(ranker, False)
         results["heldout_new_R@10_after_frozen"] = check_new.recall(ranker, False)
         log(f"old R@10 {results['old_R@10_before']:.3f} -> {results['old_R@10_after_frozen']:.3f} (frozen)")
-        if args.no_consolidate:
+        if args.no_consolidate or args.add:
             continue
         # The bi-encoder learns the campaign with replay (ALConfig.consolidate_replay), as a campaign's end does.
         results["consolidation"] = cycle.consolidate(progress_printer("consolidate"))
@@ -319,14 +361,25 @@ def summarise(r: dict[str, Any]) -> None:
     r["fraction_of_ceiling_at_50"] = (r["new_R@10_at_50"] or 0.0) / r["ceiling_new_R@10"]
     r["fraction_of_ceiling_at_100"] = (r["new_R@10_at_100"] or 0.0) / r["ceiling_new_R@10"]
     learning = "heldout_old_R@10_after_learning" in r
-    # Chosen on held-out training records: learning where it reads higher there, old and new subjects together.
+    # Chosen on held-out training records: learning where it reads higher there, old and new subjects together, against
+    # the same campaign frozen (a setting added later may have changed the campaign's defaults since).
     if learning:
-        frozen = r["heldout_old_R@10_after_frozen"] + r["heldout_new_R@10_after_frozen"]
+        twin = _campaign_twin(r)
+        frozen = (twin["heldout_old_R@10"] + twin["heldout_new_R@10"] if twin else
+                  r["heldout_old_R@10_after_frozen"] + r["heldout_new_R@10_after_frozen"])
         learnt = r["heldout_old_R@10_after_learning"] + r["heldout_new_R@10_after_learning"]
         r["default_by_heldout"] = "learning" if learnt > frozen else "frozen"
     else:
         r["default_by_heldout"] = "frozen"
     r["old_R@10_after"] = r["old_R@10_after_learning" if r["default_by_heldout"] == "learning" else "old_R@10_after_frozen"]
+    settings = r.setdefault("settings", {})
+    settings.setdefault("greedy", {"config": {}, "new_R@10": r["new_R@10_at_100"],
+                                   "heldout_new_R@10": r["heldout_new_R@10_after_frozen"],
+                                   "heldout_old_R@10": r["heldout_old_R@10_after_frozen"]})
+    # The heads' setting by held-out training records, PubMed's rule: most new-subject recall with the old subjects
+    # losing under a point.
+    kept = {v: m for v, m in settings.items() if m["heldout_old_R@10"] > r["heldout_old_R@10_before"] - 0.01}
+    r["setting_by_heldout"] = max(kept, key=lambda v: kept[v]["heldout_new_R@10"]) if kept else "greedy"
     if "random" in r["curves"]:
         pairs = [(g["new_R@10"], x["new_R@10"]) for g, x in zip(greedy[1:], r["curves"]["random"][1:], strict=False)
                  if g.get("new_R@10") is not None and x.get("new_R@10") is not None]
@@ -335,7 +388,7 @@ def summarise(r: dict[str, Any]) -> None:
 
 def write(results: dict[str, Any]) -> None:
     name = "active_learning_tibkat"
-    (ROOT / "bench" / "results" / f"{name}.json").write_text(json.dumps(results, indent=2))
+    RESULTS.write_text(json.dumps(results, indent=2))
     plot(results, ROOT / "bench" / "results" / f"{name}.png")
     update_benchmarks(name, render(results))
     log(f"wrote bench/results/{name}.json, {name}.png and BENCHMARKS.md")
@@ -370,6 +423,32 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _campaign_twin(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings row of the campaign the consolidation learned, where the defaults changed since it ran."""
+    learned = r.get("consolidation_al_config")
+    if not learned or learned == r["al_config"]:
+        return None
+    for row in r.get("settings", {}).values():
+        if {**r["al_config"], **row["config"], "consolidate_replay": learned["consolidate_replay"]} == learned:
+            return row
+    return None
+
+
+def _twin_note(r: dict[str, Any]) -> str:
+    """Where the consolidation learned a campaign of other settings: which, and that campaign frozen."""
+    twin = _campaign_twin(r)
+    if "consolidation_al_config" not in r or r["consolidation_al_config"] == r["al_config"]:
+        return ""
+    note = f"; measured on the campaign of `{json.dumps(_changed(r['consolidation_al_config'], r['al_config']))}`"
+    return note + (f" (that campaign frozen: held-out old {_f(twin['heldout_old_R@10'])}, new "
+                   f"{_f(twin['heldout_new_R@10'])}; the default above compares the two)" if twin else "")
+
+
+def _changed(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``before`` that differ from ``now``."""
+    return {k: v for k, v in before.items() if now.get(k) != v}
 
 
 def _f(value: float | None) -> str:
@@ -415,15 +494,30 @@ def render(r: dict[str, Any]) -> str:
         f"subjects there frozen {_f(r['heldout_new_R@10_after_frozen'])}, learning "
         f"{_f(r.get('heldout_new_R@10_after_learning'))}: default **{r['default_by_heldout']}**.",
         f"- After the bi-encoder's learning: new R@10 all ranked {_f(r.get('new_R@10_after_learning'))}, only the new "
-        f"{_f(r.get('new_only_R@10_after_learning'))} ({json.dumps(r.get('consolidation', {}).get('seconds'))} s).",
+        f"{_f(r.get('new_only_R@10_after_learning'))} ({json.dumps(r.get('consolidation', {}).get('seconds'))} s)"
+        + _twin_note(r) + ".",
         "- Pool recall@k (share of a subject's records asked about inside its pool): pretrained encoder "
         + ", ".join(f"@{k} {v:.3f}" for k, v in r["pool_recall_pretrained"].items()) + "; GPL-adapted ("
         f"{r['gpl'].get('triples')} triples from {r['gpl']['config']['max_docs']:,} records, "
         f"{r['gpl']['total_seconds'] / 60:.1f} min) " + ", ".join(f"@{k} {v:.3f}" for k, v in r["pool_recall_gpl"].items())
-        + ".",
+        + "".join(f"; {name.replace('_', ' ')} " + ", ".join(f"@{k} {v:.3f}" for k, v in rec.items())
+                  for name, rec in r.get("pool_recall_other", {}).items()) + ".",
         f"- Median wall time per iteration (select + learn, 150 answers): {r['iteration_s_median']:.1f} s "
         f"({phase_medians(curves['greedy'])}).",
         "- Plot: `bench/results/active_learning_tibkat.png`.",
+        "",
+        "The sparse heads' settings after 100 answers per subject (greedy, bi-encoder frozen; `greedy` is the default, "
+        "chosen on PubMed's and these held-out training records), chosen by the held-out train_en records (most "
+        "new-subject recall with the old subjects losing under a point): "
+        f"**{r.get('setting_by_heldout', 'greedy')}**. Settings are added to the same campaign by `--add` "
+        f"(last: `{(r.get('commands_added') or [r.get('command_added', r['command'])])[-1]}`).",
+        "",
+        "| setting | held-out new R@10 | held-out old R@10 (before "
+        f"{_f(r['heldout_old_R@10_before'])}) | dev_en new R@10 |",
+        "|---|---|---|---|",
+        *(f"| {v} `{json.dumps(m['config'])}` | {_f(m['heldout_new_R@10'])} | {_f(m['heldout_old_R@10'])} | "
+          f"{_f(m['new_R@10'])} |" for v, m in sorted(r.get("settings", {}).items(),
+                                                       key=lambda vm: -vm[1]["heldout_new_R@10"])),
     ]
     return "\n".join(lines)
 

@@ -132,7 +132,7 @@ SECTIONS = {
     "judge": "bench.judge", "first_hour": "bench.first_hour", "pools_at_scale": "bench.pools_at_scale",
     "api": "bench.api", "tibkat": "bench.tibkat", "pages_at_scale": "bench.pages_at_scale",
     "rerank_variants": "bench.rerank_variants", "rerank_variants_tibkat": "bench.rerank_variants",
-    "active_learning_tibkat": "bench.active_learning_tibkat",
+    "active_learning_tibkat": "bench.active_learning_tibkat", "tibkat_campaign": "bench.tibkat_campaign",
 }
 
 
