@@ -10,7 +10,7 @@ from core.errors import XmtcError
 from core.evaluation import ratings as rate
 from core.model.versions import active_version
 from core.newlabels import campaigns as camp
-from core.newlabels.views import campaign_curve, document_with_labels, list_campaigns, split_counts
+from core.newlabels.views import campaign_curve, document_with_labels, list_campaigns, pooled_labels, split_counts
 from ui.common import page_setup, refresh_when, run_action
 from ui.widgets import document_view, label_picker, paths_view, plain
 
@@ -20,9 +20,14 @@ SHORTCUTS = {"yes": "y", "no": "n", "unsure": "u", camp.SKIP: "s"}
 
 
 def start_campaign_form() -> None:
+    pooled = pooled_labels(db, project_id)
+    if not pooled:
+        st.info("No label has a document pool yet: a campaign asks about a new label's pool. Build the pools on the "
+                "Model page (New labels: domain adaptation and document pools), then start the campaign here.")
+        return
     with st.form("campaign_form"):
         name = st.text_input("Campaign name")
-        labels = label_picker(db, project_id, "New labels (each needs a document pool: Model page)")
+        labels = label_picker(db, project_id, "New labels (those with a document pool)", among=pooled)
         c = st.columns(5)
         strategy = c[0].selectbox("Strategy", ["greedy", "random"])
         per_fill = c[1].number_input("Questions per fill", 1, 5000, camp.CampaignConfig().questions_per_fill)

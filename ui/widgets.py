@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import streamlit as st
 
@@ -33,7 +34,8 @@ def paths_view(paths: list[list[str]]) -> None:
         st.text(" > ".join(path))
 
 
-def label_picker(db: Database, project_id: int, title: str) -> list[int]:
-    """Choose labels of the project's taxonomy by name (type to filter)."""
-    names = {lab.id: f"{lab.pref_label} ({lab.external_id})" for lab in servable_labels(db, project_id)}
+def label_picker(db: Database, project_id: int, title: str, among: Collection[int] | None = None) -> list[int]:
+    """Choose labels of the project's taxonomy by name (type to filter); ``among``: only these may be chosen."""
+    names = {lab.id: f"{lab.pref_label} ({lab.external_id})" for lab in servable_labels(db, project_id)
+             if among is None or lab.id in among}
     return st.multiselect(title, list(names), format_func=names.get, placeholder="Type a label name")

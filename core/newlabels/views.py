@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import CAMPAIGN_STOPPED, Campaign, CampaignLabel, Document, DocumentLabel, Label, ModelVersion
+from storage.models import (
+    CAMPAIGN_STOPPED,
+    Campaign,
+    CampaignLabel,
+    Document,
+    DocumentLabel,
+    Label,
+    ModelVersion,
+    PoolEntry,
+)
 
 
 @dataclass
@@ -58,6 +67,12 @@ class CampaignView:
     @property
     def title(self) -> str:
         return f"{self.name} ({self.status}, iteration {self.iteration})"
+
+
+def pooled_labels(db: Database, project_id: int) -> set[int]:
+    """The labels that have a document pool (what a campaign can ask about): one row per pool, its first."""
+    with db.session() as s:
+        return set(s.scalars(select(PoolEntry.label_id).where(PoolEntry.project_id == project_id, PoolEntry.rank == 0)))
 
 
 def list_campaigns(db: Database, project_id: int) -> list[CampaignView]:

@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from core.model.versions import register_version, write_bundle
 from core.newlabels.campaigns import add_questions
+from core.newlabels.jobs import store_pools
 from storage.models import Annotation, Document, Job, Label, QueueItem
 from tests.pages.conftest import signed_in, texts
 
@@ -99,17 +100,24 @@ def test_a_lead_pauses_and_stops_a_campaign_and_sees_progress(campaign):
     assert "This campaign is stopped" in texts(at)
 
 
-def test_starting_a_campaign_without_a_pool_says_what_to_do(seeded, data_dir):
+def test_the_campaign_form_offers_only_labels_with_a_pool(seeded, data_dir):
+    """A campaign asks about pools: without one the form says where pools are built; with them it offers exactly the
+    pooled labels (a library's taxonomy has 41k subjects, its pools a few dozen)."""
     db, pid = seeded["db"], seeded["project"]
     register_version(db, pid, "bicross", write_bundle(data_dir / "models", pid, "bicross", lambda f: {}), {}, {}, None,
                      activate=True)
     at = signed_in("pages/1_Annotate.py", seeded["admin"])
-    at.text_input[0].input("First")
+    assert "No label has a document pool yet" in texts(at) and not at.multiselect
     with db.session() as s:
         onc = s.scalar(select(Label.id).where(Label.external_id == "onc"))
+        docs = s.scalars(select(Document.id).where(Document.project_id == pid).limit(2)).all()
+    store_pools(db, pid, {onc: [(d, 0.5) for d in docs]}, None)
+    at = signed_in("pages/1_Annotate.py", seeded["admin"])
+    assert len(at.multiselect[0].options) == 1 and at.multiselect[0].options[0].startswith("Oncology")
+    at.text_input[0].input("First")
     at.multiselect[0].select(onc)
     click(at, "Start the campaign")
-    assert "No document pool for Oncology" in texts(at)
+    assert "Preparing the first questions" in texts(at)  # started: its first job is on the way
 
 
 def test_rating_mode_rates_the_top_labels_blind_or_with_the_llm(seeded, data_dir):
