@@ -7,16 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import (
-    CAMPAIGN_STOPPED,
-    Campaign,
-    CampaignLabel,
-    Document,
-    DocumentLabel,
-    Label,
-    ModelVersion,
-    PoolEntry,
-)
+from storage.models import CAMPAIGN_STOPPED, Campaign, CampaignLabel, Document, DocumentLabel, Label, ModelVersion, PoolEntry
 
 
 @dataclass
