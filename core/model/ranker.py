@@ -157,15 +157,9 @@ class BiCrossRanker:
         vecs = self.embed_documents(texts) if doc_vectors is None else doc_vectors
         near, _ = self.index.search(vecs, f.retrieve)
         hits = self.lexical_hits(texts)
-        sparse = (self.sparse.predict(texts, f.sparse_candidates) if self.sparse is not None and f.sparse_candidates
-                  else [{} for _ in texts])
         forced = np.zeros(0, dtype=np.int64) if among is None else np.asarray(among, dtype=np.int64)
-        if len(forced) and self.sparse is not None and f.sparse_candidates:
-            wanted = {int(i) for i in forced}
-            for lab, scores in self.sparse.head_scores(texts).items():
-                if lab in wanted:
-                    for r in range(len(texts)):
-                        sparse[r].setdefault(lab, float(scores[r]))
+        sparse = (self.sparse.predict(texts, f.sparse_candidates, always=forced)
+                  if self.sparse is not None and f.sparse_candidates else [{} for _ in texts])
         neighbours = (self.memory.scores(vecs, f.neighbours) if self.memory is not None and f.neighbours
                       else [{} for _ in texts])
         out = []

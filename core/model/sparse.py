@@ -16,7 +16,7 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,9 @@ class SparseBackend:
                 model = omikuji.Model.train_on_data(str(path), hp, n_threads)
         return cls(vectorizer, model, label_ids, config)
 
-    def predict(self, texts: Sequence[str], k: int = 50) -> list[dict[int, float]]:
-        """The top-``k`` labels per text with their scores (label id -> score)."""
+    def predict(self, texts: Sequence[str], k: int = 50, always: Collection[int] = ()) -> list[dict[int, float]]:
+        """The top-``k`` labels per text with their scores (label id -> score); the heads of ``always`` are scored
+        for every text, in its top k or not."""
         x = self.vectorizer.transform(list(texts)).tocsr()
         heads = self.heads.scores(x) if self.heads is not None else None
         out = []
@@ -157,17 +158,11 @@ class SparseBackend:
             hits = self.model.predict(feats, beam_size=max(self.config.beam_size, k // 2), top_k=k) if feats else []
             found = {int(self.label_ids[i]): float(s) for i, s in hits}
             if heads is not None:  # a head's label joins the trees' hits where it scores among the top k
-                found.update(zip(self.heads.label_ids.tolist(), heads[r].tolist(), strict=True))
-                found = dict(sorted(found.items(), key=lambda kv: -kv[1])[:k])
+                scored = dict(zip(self.heads.label_ids.tolist(), heads[r].tolist(), strict=True))
+                found = dict(sorted({**found, **scored}.items(), key=lambda kv: -kv[1])[:k])
+                found.update({int(lab): scored[int(lab)] for lab in always if int(lab) in scored})
             out.append(found)
         return out
-
-    def head_scores(self, texts: Sequence[str]) -> dict[int, np.ndarray]:
-        """Every head's probability for each text (label id -> (texts,)); empty without heads."""
-        if self.heads is None:
-            return {}
-        scores = self.heads.scores(self.vectorizer.transform(list(texts)))
-        return {int(lid): scores[:, j] for j, lid in enumerate(self.heads.label_ids)}
 
     def knows(self) -> set[int]:
         return {int(i) for i in self.label_ids} | ({int(i) for i in self.heads.label_ids} if self.heads else set())

@@ -245,6 +245,11 @@ class ActiveLearningCycle:
         confirmed = self.confirmed()
         return [self.replay_gold.get(d, set()) | confirmed.get(d, set()) for d in docs]
 
+    def _labelled(self) -> list[tuple[int, set[int]]]:
+        """Every document with known labels (old gold or confirmed new ones) and those labels, by id."""
+        docs = sorted(self.texts)
+        return [(d, g) for d, g in zip(docs, self._golds(docs), strict=True) if g]
+
     def replay_sample(self, n: int) -> list[tuple[int, int]]:
         """``n`` random (document, old gold label) pairs from the whole corpus."""
         return self.rng.sample(self._replay_pairs, min(n, len(self._replay_pairs)))
@@ -299,7 +304,7 @@ class ActiveLearningCycle:
             self.ranker.sparse.fit_heads([self.texts[d] for d in docs], examples, self.cfg.head_c,
                                          self.cfg.head_positive_weight)
             return
-        labelled = [(d, g) for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g]
+        labelled = self._labelled()
         if labelled:
             self.ranker.sparse = SparseBackend.fit([self.texts[d] for d, _ in labelled], [g for _, g in labelled],
                                                    self.ranker.sparse.config)
@@ -405,9 +410,10 @@ class ActiveLearningCycle:
         self.ranker.reindex()
         self._names = self._name_vectors()
         if self.ranker.memory is not None:
-            held = sorted(d for d, g in zip(sorted(self.texts), self._golds(sorted(self.texts)), strict=True) if g)
-            progress(0.7, f"embedding the neighbour memory's {len(held):,} documents")
-            self.ranker.memory = NeighbourMemory(self.doc_vectors(held), [sorted(g) for g in self._golds(held)])
+            labelled = self._labelled()
+            progress(0.7, f"embedding the neighbour memory's {len(labelled):,} documents")
+            self.ranker.memory = NeighbourMemory(self.doc_vectors([d for d, _ in labelled]),
+                                                 [sorted(g) for _, g in labelled])
         self.update_prototypes()
         self.refit_sparse()  # answers given since the last iteration are learned by every part
         self.trained |= {q for q, a in self.answers.items() if a in ("yes", "no")}

@@ -77,6 +77,11 @@ def test_a_head_learns_a_new_label_from_answers_without_refitting_the_trees(tmp_
     [yes, no] = backend.predict(["mammography screening in patients", "insulin and glucose"], k=5)
     assert yes[50] > 0.5 > no.get(50, 0.0) and 51 not in yes
     assert len(yes) <= 5 and 2 in yes  # the trees' hits stay beside the head's
+    # A head asked for by name is scored on every text, in its top k or not (scores among a set of labels).
+    [top1] = backend.predict(["insulin and glucose"], k=1)
+    [asked] = backend.predict(["insulin and glucose"], k=1, always=np.array([50, 51]))
+    assert 50 not in top1 and asked[50] == pytest.approx(no.get(50, asked[50])) and asked[50] < 0.5
+    assert set(asked) == set(top1) | {50}  # 51 has no head: nothing to score
     backend.save(tmp_path / "sparse")
     again = SparseBackend.load(tmp_path / "sparse")
     probe = ["tumour screening"]
